@@ -1,0 +1,1 @@
+"""Blender-side data generation: avatar factory, camera rig, renderer, data set writer."""

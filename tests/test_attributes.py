@@ -1,0 +1,73 @@
+"""The attribute draw and captions: plain Python, no Blender."""
+
+from __future__ import annotations
+
+import json
+
+from blender_scenes.attributes import FAMILIES, caption, draw_attributes
+from blender_scenes.dataset_writer import parse_shard, record_seed, shard_indices
+
+
+def test_same_seed_same_attributes():
+    assert json.dumps(draw_attributes(1234), sort_keys=True) == json.dumps(
+        draw_attributes(1234), sort_keys=True
+    )
+    assert draw_attributes(1) != draw_attributes(2)
+
+
+def test_every_value_of_every_family_appears_in_200_seeds():
+    seen = {family: set() for family in FAMILIES}
+    for seed in range(200):
+        attrs = draw_attributes(seed)
+        for family in FAMILIES:
+            assert attrs[family] in FAMILIES[family], (family, attrs[family])
+            seen[family].add(attrs[family])
+    missing = {family: set(values) - seen[family] for family, values in FAMILIES.items()}
+    assert all(not values for values in missing.values()), missing
+
+
+def test_rules_between_families():
+    for seed in range(300):
+        attrs = draw_attributes(seed)
+        if attrs["sex"] == "woman":
+            assert attrs["facial_hair"] == "none"
+        if attrs["hair_style"] in ("bun", "mohawk"):
+            assert attrs["headwear"] == "none"
+
+
+def test_caption_names_the_attributes():
+    for seed in range(50):
+        attrs = draw_attributes(seed)
+        text = caption(attrs)
+        assert text.startswith(("a ", "an "))
+        assert attrs["sex"] in text
+        assert attrs["skin_tone"] in text and attrs["eye_color"] in text
+        if attrs["hair_style"] != "bald":
+            assert attrs["hair_color"] in text
+        else:
+            assert "bald" in text
+        if attrs["glasses"] != "none":
+            assert f"{attrs['glasses']} glasses" in text
+        else:
+            assert "glasses" not in text
+
+
+def test_sharding_covers_each_index_once():
+    count = 37
+    for total in (1, 2, 3, 5, 8):
+        seen = []
+        for index in range(total):
+            seen += shard_indices(count, parse_shard(f"{index}/{total}"))
+        assert sorted(seen) == list(range(count))
+
+
+def test_bad_shard_is_explained():
+    import pytest
+
+    for text in ("3/3", "a/b", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(text)
+
+
+def test_record_seeds_differ_across_datasets():
+    assert len({record_seed(s, i) for s in range(3) for i in range(1000)}) == 3000

@@ -1,0 +1,165 @@
+"""The Blender data generator through the `bpy` module: determinism, cameras, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from blender_scenes import generate_dataset  # noqa: E402
+from blender_scenes.camera_rig import camera_poses, intrinsics, project  # noqa: E402
+from blender_scenes.dataset_writer import is_complete  # noqa: E402
+
+pytestmark = pytest.mark.blender
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0
+
+
+def _generate(out: Path, *extra: str) -> int:
+    return generate_dataset.main(
+        ["--out", str(out), "--count", "2", "--seed", "3", "--views", "3", "--res", "32", "--quiet", *extra]
+    )
+
+
+def test_same_seed_same_record_and_pixels(tmp_path):
+    assert _generate(tmp_path / "a", "--depth") == 0
+    assert _generate(tmp_path / "b", "--depth") == 0
+    for record in ("avatar_000000", "avatar_000001"):
+        a, b = tmp_path / "a" / record, tmp_path / "b" / record
+        assert json.loads((a / "attributes.json").read_text()) == json.loads(
+            (b / "attributes.json").read_text()
+        )
+        for view in ("000", "001", "002"):
+            pa, pb = _png(a / "images" / f"{view}.png"), _png(b / "images" / f"{view}.png")
+            assert pa.shape == (32, 32, 4)
+            assert np.abs(pa - pb).mean() < 1e-3
+            # Something was drawn, and the background is transparent.
+            assert 0.05 < pa[..., 3].mean() < 0.9
+            depth = np.load(a / "depth" / f"{view}.npy")
+            # Depth is where alpha is (the mask edges may differ by a pixel of antialiasing).
+            assert ((depth > 0) == (pa[..., 3] > 0.5)).mean() > 0.93
+    index = json.loads((tmp_path / "a" / "dataset.json").read_text())
+    assert index["count"] == 2 and [r["id"] for r in index["records"]] == ["avatar_000000", "avatar_000001"]
+    transforms = json.loads((tmp_path / "a" / "avatar_000000" / "transforms.json").read_text())
+    assert transforms["frames"][0]["is_frontal"] and transforms["w"] == 32
+    # The two avatars differ.
+    assert (
+        np.abs(
+            _png(tmp_path / "a" / "avatar_000000" / "images" / "000.png")
+            - _png(tmp_path / "a" / "avatar_000001" / "images" / "000.png")
+        ).mean()
+        > 1e-3
+    )
+
+
+def test_transforms_match_the_rendered_camera(tmp_path):
+    """A bright marker at a known 3D point lands where camera_rig.project says, in every view."""
+    from blender_scenes.renderer import ViewRenderer, setup_scene
+
+    res = 96
+    scene = setup_scene(res, samples=4, device="cpu")
+    for name in [o.name for o in scene.objects if o.type == "LIGHT"]:
+        bpy.data.objects.remove(bpy.data.objects[name])
+    point = np.array([0.35, -0.25, 0.4])
+    mesh = bpy.data.meshes.new("marker")
+    import bmesh
+
+    bm = bmesh.new()
+    bmesh.ops.create_uvsphere(bm, u_segments=16, v_segments=8, radius=0.03)
+    bm.to_mesh(mesh)
+    bm.free()
+    marker = bpy.data.objects.new("marker", mesh)
+    marker.location = point.tolist()
+    scene.collection.objects.link(marker)
+    renderer = ViewRenderer(scene)
+    intr = intrinsics(res)
+    poses = camera_poses(seed=11, views=5)
+    for k, c2w in enumerate(poses):
+        path = tmp_path / f"{k}.png"
+        renderer.render(c2w, path)
+        alpha = _png(path)[..., 3]
+        rows, cols = np.nonzero(alpha > 0.5)
+        assert len(rows) > 3, f"marker not visible in view {k}"
+        col, row = project(point, c2w, intr)
+        # Pixel (c, r) covers [c, c+1): its centre is c + 0.5.
+        assert abs(cols.mean() + 0.5 - col) < 0.6 and abs(rows.mean() + 0.5 - row) < 0.6, (k, col, row)
+
+
+def test_frontal_view_looks_at_the_face():
+    c2w = camera_poses(seed=5, views=4)[0]
+    np.testing.assert_allclose(c2w[:3, 2], [0, -1, 0], atol=1e-9)  # camera +Z points back to -Y: it looks +Y
+    assert c2w[1, 3] < 0
+
+
+@pytest.mark.slow
+def test_resume_after_a_killed_run(tmp_path):
+    out = tmp_path / "data"
+    cmd = [
+        sys.executable,
+        "-m",
+        "blender_scenes.generate_dataset",
+        "--out",
+        str(out),
+        "--count",
+        "4",
+        "--views",
+        "2",
+        "--res",
+        "32",
+        "--samples",
+        "4",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "avatar_000000").is_dir():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "avatar_000000").is_dir(), "the first record never appeared"
+    # The killed run may leave a half-written temp folder; it must never look like a record.
+    for entry in out.iterdir():
+        if entry.name.startswith("avatar_"):
+            assert is_complete(entry)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "complete records" in done.stdout
+    assert sorted(e.name for e in out.iterdir()) == [
+        "avatar_000000",
+        "avatar_000001",
+        "avatar_000002",
+        "avatar_000003",
+        "dataset.json",
+    ]
+    assert json.loads((out / "dataset.json").read_text())["count"] == 4
+
+
+def test_bad_input_is_explained(tmp_path, capsys):
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    assert _generate(tmp_path / "foreign") == 2
+    assert "not a Rodin data set" in capsys.readouterr().err
+    assert generate_dataset.main(["--out", str(tmp_path / "x"), "--count", "0"]) == 2
+    assert "--count" in capsys.readouterr().err
+    assert _generate(tmp_path / "ok") == 0
+    # Resuming with other settings must not mix two kinds of records.
+    assert (
+        generate_dataset.main(["--out", str(tmp_path / "ok"), "--count", "2", "--seed", "3", "--res", "64"])
+        == 2
+    )
+    assert "settings" in capsys.readouterr().err
+    assert generate_dataset.main(["--out", str(tmp_path / "y"), "--count", "2", "--shard", "2/2"]) == 2

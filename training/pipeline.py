@@ -1,0 +1,156 @@
+"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> attribute classifier -> export.
+
+    python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
+
+Each stage is its own CLI (run it alone to tune it) and resumes from its checkpoints, so this command can be
+stopped and started again: finished stages are skipped by their own resume logic, a half-done stage goes on.
+The `paper` preset is meant for GPU clusters; see docs/training.md for running the stages under torchrun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelinePreset:
+    avatars: int
+    views: int
+    resolution: int
+    seed: int = 0
+
+
+PRESETS = {
+    "tiny": PipelinePreset(avatars=256, views=24, resolution=64),
+    "paper": PipelinePreset(avatars=20000, views=64, resolution=512),
+}
+
+STAGES = ("render", "fit", "base", "upsampler", "classifier", "export")
+
+
+def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict[str, list[str]]:
+    py = sys.executable
+    data, fit = work / "data", work / "fit"
+    return {
+        "render": [
+            py,
+            "-m",
+            "blender_scenes.generate_dataset",
+            "--out",
+            str(data),
+            "--count",
+            str(preset.avatars),
+            "--seed",
+            str(preset.seed),
+            "--views",
+            str(preset.views),
+            "--res",
+            str(preset.resolution),
+            "--depth",
+        ],
+        "fit": [
+            py,
+            "-m",
+            "training.fit_triplanes",
+            "--data",
+            str(data),
+            "--out",
+            str(fit),
+            "--preset",
+            preset_name,
+            "--resume",
+        ],
+        "base": [
+            py,
+            "-m",
+            "training.train_base",
+            "--fitted",
+            str(fit / "fitted"),
+            "--out",
+            str(work / "base"),
+            "--preset",
+            preset_name,
+            "--resume",
+        ],
+        "upsampler": [
+            py,
+            "-m",
+            "training.train_upsampler",
+            "--fitted",
+            str(fit / "fitted"),
+            "--out",
+            str(work / "upsampler"),
+            "--preset",
+            preset_name,
+            "--resume",
+        ],
+        "classifier": [
+            py,
+            "-m",
+            "training.train_attribute_classifier",
+            "--data",
+            str(data),
+            "--out",
+            str(work / "classifier"),
+        ],
+        "export": [py, "-m", "training.export", "--work", str(work), "--preset", preset_name],
+    }
+
+
+def parse_stages(text: str | None, start: str | None) -> list[str]:
+    chosen = list(STAGES) if not text else [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        raise SystemExit(f"error: unknown stage(s) {unknown}; stages are: {', '.join(STAGES)}")
+    if start:
+        if start not in STAGES:
+            raise SystemExit(f"error: unknown stage {start!r} for --from; stages are: {', '.join(STAGES)}")
+        chosen = [s for s in chosen if STAGES.index(s) >= STAGES.index(start)]
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for data, checkpoints and logs (default runs/<preset>)",
+    )
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of stages: {','.join(STAGES)}")
+    parser.add_argument("--from", dest="start", default=None, help="start at this stage")
+    parser.add_argument("--dry-run", action="store_true", help="print the stage commands and exit")
+    args = parser.parse_args(argv)
+
+    preset = PRESETS[args.preset]
+    work = args.work or Path("runs") / args.preset
+    commands = stage_commands(args.preset, preset, work)
+    for stage in parse_stages(args.only, args.start):
+        cmd = commands[stage]
+        print(f"[pipeline] stage {stage}: {shlex.join(cmd)}", flush=True)
+        if args.dry_run:
+            continue
+        started = time.time()
+        result = subprocess.run(cmd)
+        if result.returncode != 0:
+            print(
+                f"[pipeline] stage {stage} failed (exit {result.returncode}); fix it and rerun: finished work is kept "
+                f"and the stage resumes from its checkpoint.",
+                file=sys.stderr,
+            )
+            return result.returncode
+        print(f"[pipeline] stage {stage} done in {time.time() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
