@@ -27,6 +27,7 @@ class Avatar:
     texture: np.ndarray | None = None
     vertex_colors: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    planes: Any = None  # the (1, 3, C, R, R) tri-plane it was extracted from, when known (for editing)
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float32)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import rig
+
 
 @dataclass
 class Cameras:
@@ -40,6 +42,13 @@ class Cameras:
                 f"transforms.json is missing or has a malformed camera field ({exc}); expected frames[]."
                 "transform_matrix and fl_x fl_y cx cy w h (docs/dataset.md)"
             ) from exc
+
+    @classmethod
+    def orbit(cls, azimuths_deg, elevation_deg: float, size: int, radius: float = rig.RADIUS) -> Cameras:
+        """Cameras of the standard rig at the given azimuths (0 = front) and one elevation."""
+        intr = rig.intrinsics(size)
+        c2w = np.stack([rig.look_at(rig.spherical_eye(a, elevation_deg, radius)) for a in azimuths_deg])
+        return cls(torch.tensor(c2w, dtype=torch.float32), intr.fl_x, intr.fl_y, intr.cx, intr.cy, size, size)
 
     def __len__(self) -> int:
         return self.c2w.shape[0]

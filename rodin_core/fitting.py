@@ -184,30 +184,3 @@ def fit_loss(
     stats = {k: float(v.detach()) for k, v in terms.items()}
     stats["psnr"] = -10.0 * torch.log10(loss_rgb.detach().clamp(min=1e-10)).item()
     return loss, stats
-
-
-@torch.no_grad()
-def render_view(
-    planes: torch.Tensor,
-    decoder: TriplaneDecoder,
-    avatar: AvatarViews,
-    view: int,
-    sampling: SamplingConfig,
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    chunk: int = 4096,
-) -> dict[str, torch.Tensor]:
-    """Full image of one avatar's view, rendered without its depth (as any new view would be)."""
-    h, w = avatar.cameras.height, avatar.cameras.width
-    bg = torch.tensor(background)
-    colours, alphas = [], []
-    for start in range(0, h * w, chunk):
-        pixel = torch.arange(start, min(start + chunk, h * w))
-        o, d, _ = avatar.cameras.rays(torch.full_like(pixel, view), pixel)
-
-        def field_fn(points, ray_dirs):
-            return decoder(sample_features(planes[None], points), ray_dirs)
-
-        out = render_rays(field_fn, o[None], d[None], sampling, bg, jitter=False)
-        colours.append(out["rgb"][0])
-        alphas.append(out["alpha"][0])
-    return {"rgb": torch.cat(colours).reshape(h, w, 3), "alpha": torch.cat(alphas).reshape(h, w)}

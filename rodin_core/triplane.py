@@ -68,3 +68,17 @@ def resample(planes: torch.Tensor, resolution: int, mode: str = "bilinear") -> t
     kwargs = {"antialias": True} if resolution < r and mode in ("bilinear", "bicubic") else {}
     out = F.interpolate(flat, size=(resolution, resolution), mode=mode, align_corners=False, **kwargs)
     return out.reshape(b, 3, c, resolution, resolution)
+
+
+def normalize(planes: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Per-channel standardisation (mean/std of shape (C,)) of (B, 3, C, R, R) planes, as diffusion sees them."""
+    return (planes - mean.view(1, 1, -1, 1, 1)) / std.view(1, 1, -1, 1, 1)
+
+
+def denormalize(planes: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (planes * std.view(1, 1, -1, 1, 1) + mean.view(1, 1, -1, 1, 1)).clamp(-1.0, 1.0)
+
+
+def mirror_x(planes: torch.Tensor) -> torch.Tensor:
+    """The tri-plane of the avatar mirrored through x = 0 (x runs along the columns of XY and XZ)."""
+    return torch.stack([planes[:, 0].flip(-1), planes[:, 1].flip(-1), planes[:, 2]], dim=1)

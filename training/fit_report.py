@@ -18,9 +18,9 @@ from PIL import Image
 
 from rodin_core.data import load_record, rgba_to_target
 from rodin_core.decoder import DecoderConfig, TriplaneDecoder
-from rodin_core.fitting import render_view
 from rodin_core.io_utils import load_tensors, read_json, write_json_atomic
 from rodin_core.metrics import psnr, ssim
+from rodin_core.preview import grid, render_image
 from rodin_core.rendering import SamplingConfig
 from rodin_core.triplane import resample
 
@@ -49,8 +49,8 @@ def evaluate_fit(
         row = {"id": name, "psnr": [], "ssim": [], "psnr_rescaled": []}
         for view in meta["holdout_views"]:
             target, _ = rgba_to_target(avatar.rgba[view].float(), background)
-            pred = render_view(planes[i], decoder, avatar, view, sampling)["rgb"]
-            pred_lo = render_view(lo, decoder, avatar, view, sampling)["rgb"]
+            pred = render_image(planes[i], decoder, avatar.cameras, view, sampling)["rgb"]
+            pred_lo = render_image(lo, decoder, avatar.cameras, view, sampling)["rgb"]
             row["psnr"].append(psnr(pred, target))
             row["ssim"].append(ssim(pred, target))
             row["psnr_rescaled"].append(psnr(pred_lo, target))
@@ -68,8 +68,7 @@ def evaluate_fit(
     }
     write_json_atomic(out / "report.json", report)
     if tiles:
-        grid = torch.cat(tiles, dim=0).clamp(0, 1).mul(255).round().byte().numpy()
-        Image.fromarray(grid).save(out / "holdout.png")
+        Image.fromarray(grid(tiles, columns=1, pad=0)).save(out / "holdout.png")
     return report
 
 

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if optim:
             for p in decoder.parameters():
                 if p.grad is not None:
-                    all_reduce_mean(p.grad)
+                    p.grad.copy_(all_reduce_mean(p.grad))
             optim.step()
         bank.step(index, planes.grad)
         step += 1

@@ -1,0 +1,265 @@
+"""AvatarPipeline: seed / image / text -> tri-plane -> textured mesh. The one entry point of the add-on and CLI.
+
+    pipe = AvatarPipeline.from_bundle()            # the embedded model
+    avatar = pipe.generate(seed=7)                 # an Avatar: vertices (m), faces, uvs, texture, metadata
+
+Stages: latent code (prior, image encoder or text encoder) -> base diffusion (with classifier-free guidance)
+-> upsampler (or bilinear when the bundle has none) -> density grid -> marching cubes -> UV atlas -> bake.
+Deterministic per seed on a given device. `progress(stage, done, total)` is called along the way; setting
+the `cancel` event (threading.Event) stops generation within one sampler step with GenerationCancelled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .avatar import Avatar
+from .bundle import BundleError, load_bundle, load_module
+from .cameras import Cameras
+from .decoder import DecoderConfig, TriplaneDecoder, TriplaneField
+from .encoder import EncoderConfig, ImageEncoder
+from .images import load_portrait
+from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
+from .preview import render_image
+from .prior import LatentPrior, PriorConfig
+from .samplers import SAMPLERS, GenerationCancelled
+from .sampling import sample_base, sample_latents, sample_upsampled
+from .schedule import NoiseSchedule, ScheduleConfig
+from .texture import bake_texture, vertex_colors
+from .triplane import denormalize, normalize, resample, roll_in, roll_out
+from .unet import TriplaneUNet, UNetConfig
+
+Progress = Callable[[str, int, int], None]
+
+__all__ = ["AvatarPipeline", "GenerationSettings", "GenerationCancelled", "BundleError"]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    guidance: float = 2.0
+    sampler: str = "dpmpp_2m"
+    steps: int = 20
+    upsampler_steps: int = 10
+    mesh_resolution: int = 128
+    texture_size: int = 1024
+    max_faces: int | None = 60000
+    threshold: float | None = None  # density iso-level; None: the bundle's
+
+    def validate(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if not 1 <= self.steps <= 1000:
+            raise ValueError(f"steps must be between 1 and 1000; got {self.steps}")
+        if not 0.0 <= self.guidance <= 20.0:
+            raise ValueError(f"guidance must be between 0 and 20; got {self.guidance}")
+        if not 64 <= self.texture_size <= 8192:
+            raise ValueError(f"texture size must be between 64 and 8192; got {self.texture_size}")
+        MeshConfig(resolution=self.mesh_resolution, max_faces=self.max_faces).validate()
+
+
+class AvatarPipeline:
+    def __init__(self, config: dict[str, Any], tensors: dict[str, torch.Tensor], source: str, device="cpu") -> None:
+        self.config = config
+        self.source = source
+        self.device = torch.device(device)
+        self.decoder = TriplaneDecoder(DecoderConfig(**config["decoder"]))
+        load_module(self.decoder, tensors, "decoder", source)
+        base = config["base"]
+        self.resolution = int(base["resolution"])
+        self.schedule = NoiseSchedule(ScheduleConfig(**base["schedule"]))
+        self.unet = TriplaneUNet(UNetConfig(**_tuples(base["unet"])))
+        load_module(self.unet, tensors, "unet", source)
+        self.encoder = ImageEncoder(EncoderConfig(**_tuples(base["encoder"])))
+        load_module(self.encoder, tensors, "encoder", source)
+        self.prior = LatentPrior(PriorConfig(**base["prior"]))
+        load_module(self.prior, tensors, "prior", source)
+        self.mean, self.std = tensors["stats.mean"], tensors["stats.std"]
+        self.upsampler = None
+        up = config.get("upsampler")
+        if up:
+            self.up_resolution = int(up["resolution"])
+            self.up_schedule = NoiseSchedule(ScheduleConfig(**up["schedule"]))
+            self.upsampler = TriplaneUNet(UNetConfig(**_tuples(up["unet"])))
+            load_module(self.upsampler, tensors, "upsampler", source)
+            self.up_mean, self.up_std = tensors["stats_hi.mean"], tensors["stats_hi.std"]
+        self.final_resolution = self.up_resolution if self.upsampler is not None else int(config["fit_resolution"])
+        self.threshold = float(config.get("mesh", {}).get("threshold", 10.0))
+        for module in self.modules():
+            module.to(self.device)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path | None = None, device: str = "cpu") -> AvatarPipeline:
+        config, tensors = load_bundle(path)
+        return cls(config, tensors, str(path or "the embedded bundle"), device)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [m for m in (self.decoder, self.unet, self.encoder, self.prior, self.upsampler) if m is not None]
+
+    @property
+    def version(self) -> str:
+        return str(self.config.get("version", "unknown"))
+
+    # ------------------------------------------------------------------ latent codes
+
+    @torch.no_grad()
+    def encode_image(self, image) -> torch.Tensor:
+        pixels = load_portrait(image, self.encoder.config.image_size)
+        return self.encoder(pixels[None].to(self.device))
+
+    @torch.no_grad()
+    def latent(self, seed: int, image=None, text: str | None = None) -> torch.Tensor:
+        if image is not None and text is not None:
+            raise ValueError("condition on an image or on a text prompt, not both")
+        if image is not None:
+            return self.encode_image(image)
+        if text is not None:
+            raise ValueError("this model has no text encoder; condition on an image, or none")
+        gen = torch.Generator().manual_seed(_seed(seed, "latent"))
+        return sample_latents(self.prior, self.schedule, 1, gen)
+
+    # ------------------------------------------------------------------ tri-planes
+
+    @torch.no_grad()
+    def sample_planes(
+        self,
+        seed: int,
+        z: torch.Tensor,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> torch.Tensor:
+        """(1, 3, C, R, R) tri-plane at the final resolution, in the decoder's value range."""
+        gen = torch.Generator().manual_seed(_seed(seed, "base"))
+        rolled = sample_base(
+            self.unet, self.schedule, z, self.resolution, gen, settings.guidance, settings.sampler,
+            settings.steps, _stage(progress, "base diffusion"), cancel,
+        )
+        planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
+        if self.upsampler is None:
+            return resample(planes, self.final_resolution)
+        cond = roll_out(normalize(resample(planes, self.up_resolution), self.up_mean, self.up_std))
+        gen = torch.Generator().manual_seed(_seed(seed, "upsampler"))
+        hi = sample_upsampled(
+            self.upsampler, self.up_schedule, cond.to(self.device), gen, settings.sampler,
+            settings.upsampler_steps, _stage(progress, "upsampling"), cancel,
+        )
+        return denormalize(roll_in(hi.cpu()), self.up_mean, self.up_std)
+
+    def field(self, planes: torch.Tensor) -> TriplaneField:
+        return TriplaneField(planes.to(self.device), self.decoder)
+
+    @torch.no_grad()
+    def render(self, planes: torch.Tensor, azimuths=(0.0,), elevation: float = 0.0, size: int = 128) -> list:
+        cams = Cameras.orbit(azimuths, elevation, size)
+        return [render_image(planes[0].to(self.device), self.decoder, cams, i)["rgb"] for i in range(len(cams))]
+
+    # ------------------------------------------------------------------ meshes
+
+    @torch.no_grad()
+    def mesh_from_planes(
+        self,
+        planes: torch.Tensor,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+        timings: dict[str, float] | None = None,
+    ) -> Avatar:
+        timings = timings if timings is not None else {}
+        field = self.field(planes)
+        mesh_cfg = MeshConfig(
+            resolution=settings.mesh_resolution,
+            threshold=settings.threshold or self.threshold,
+            max_faces=settings.max_faces,
+        )
+        t = time.perf_counter()
+        _report(progress, "mesh", 0, 3)
+
+        def density(points):
+            return field.density(points[None].to(self.device))[0]
+
+        def color(points, dirs):
+            return field.color(points[None].to(self.device), dirs[None].to(self.device))[0].cpu()
+
+        verts, faces = extract_mesh(density, mesh_cfg, cancel)
+        timings["mesh"] = time.perf_counter() - t
+        _report(progress, "texture", 1, 3)
+        t = time.perf_counter()
+        normals = vertex_normals(verts, faces)
+        uvs, texture = bake_texture(verts, faces, normals, color, settings.texture_size, cancel=cancel)
+        colors = vertex_colors(verts, normals, color)
+        timings["texture"] = time.perf_counter() - t
+        _report(progress, "done", 3, 3)
+        return Avatar(to_metres(verts), faces, uvs, texture, colors)
+
+    def generate(
+        self,
+        seed: int = 0,
+        image=None,
+        text: str | None = None,
+        settings: GenerationSettings | None = None,
+        progress: Progress | None = None,
+        cancel=None,
+        **overrides,
+    ) -> Avatar:
+        """One avatar. Keyword overrides (guidance=, steps=, sampler=, mesh_resolution=, texture_size=,
+        max_faces=) change the default settings."""
+        settings = settings or GenerationSettings()
+        if overrides:
+            settings = GenerationSettings(**{**settings.__dict__, **overrides})
+        settings.validate()
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        _report(progress, "latent", 0, 1)
+        z = self.latent(seed, image=image, text=text)
+        planes = self.sample_planes(seed, z, settings, progress, cancel)
+        timings["diffusion"] = time.perf_counter() - t
+        avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
+        avatar.metadata = {
+            "seed": int(seed),
+            "conditioning": "image" if image is not None else ("text" if text else "none"),
+            "image": str(image) if isinstance(image, (str, Path)) else None,
+            "text": text,
+            "settings": settings.__dict__,
+            "model": {"version": self.version, "bundle": self.source, **self.config.get("made_by", {})},
+            "rodin_core": __version__,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "units": "metres, Z up, face towards -Y",
+        }
+        avatar.planes = planes
+        return avatar
+
+    def generate_batch(self, seeds, **kwargs) -> list[Avatar]:
+        return [self.generate(seed=s, **kwargs) for s in seeds]
+
+
+def _seed(seed: int, stage: str) -> int:
+    # Separate streams per stage so changing e.g. the upsampler does not change the base sample of a seed.
+    offsets = {"latent": 0, "base": 1, "upsampler": 2}
+    return (int(seed) * 1_000_003 + offsets[stage]) % (2**63)
+
+
+def _tuples(config: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def _stage(progress: Progress | None, name: str):
+    if progress is None:
+        return None
+    return lambda done, total: progress(name, done, total)
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def image_to_uint8(image: torch.Tensor) -> np.ndarray:
+    return image.clamp(0, 1).mul(255).round().byte().cpu().numpy()

@@ -1,0 +1,60 @@
+"""Rendering whole images of tri-planes through the decoder, and tiling images into grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .cameras import Cameras
+from .decoder import TriplaneDecoder
+from .rendering import SamplingConfig, render_rays
+from .triplane import sample_features
+
+PREVIEW_SAMPLING = SamplingConfig(uniform=48, importance=48)
+
+
+@torch.no_grad()
+def render_image(
+    planes: torch.Tensor,
+    decoder: TriplaneDecoder,
+    cameras: Cameras,
+    view: int,
+    sampling: SamplingConfig = PREVIEW_SAMPLING,
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    chunk: int = 4096,
+) -> dict[str, torch.Tensor]:
+    """One view of one tri-plane (3, C, R, R): {"rgb": (H, W, 3), "alpha": (H, W)}."""
+    h, w = cameras.height, cameras.width
+    bg = torch.tensor(background, dtype=torch.float32)
+    batch = planes[None].float()
+    colours, alphas = [], []
+    for start in range(0, h * w, chunk):
+        pixel = torch.arange(start, min(start + chunk, h * w))
+        o, d, _ = cameras.rays(torch.full_like(pixel, view), pixel)
+
+        def field_fn(points, ray_dirs):
+            return decoder(sample_features(batch, points), ray_dirs)
+
+        out = render_rays(field_fn, o[None], d[None], sampling, bg, jitter=False)
+        colours.append(out["rgb"][0])
+        alphas.append(out["alpha"][0])
+    return {"rgb": torch.cat(colours).reshape(h, w, 3), "alpha": torch.cat(alphas).reshape(h, w)}
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    return image.detach().clamp(0, 1).mul(255).round().byte().cpu().numpy()
+
+
+def grid(tiles: Sequence[torch.Tensor], columns: int, pad: int = 2) -> np.ndarray:
+    """(H, W, 3) float images in [0, 1] -> one uint8 grid image, row-major, white padding."""
+    if not tiles:
+        raise ValueError("no images to tile")
+    h, w, _ = tiles[0].shape
+    rows = (len(tiles) + columns - 1) // columns
+    canvas = torch.ones(rows * (h + pad) + pad, columns * (w + pad) + pad, 3)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
+    return to_uint8(canvas)

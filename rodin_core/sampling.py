@@ -1,0 +1,70 @@
+"""Sampling tri-planes and latent codes with the trained networks (the glue between models and samplers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .prior import LatentPrior
+from .samplers import classifier_free_guidance, make_sampler
+from .schedule import NoiseSchedule
+from .unet import TriplaneUNet
+
+
+def sample_latents(
+    prior: LatentPrior,
+    schedule: NoiseSchedule,
+    count: int,
+    generator: torch.Generator,
+    sampler: str = "dpmpp_2m",
+    steps: int = 25,
+) -> torch.Tensor:
+    """Latent codes z from the prior, on the sphere the image encoder maps to."""
+    z_dim = prior.config.z_dim
+    device = next(prior.parameters()).device
+    noise = torch.randn(count, z_dim, generator=generator).to(device)
+    z = make_sampler(sampler, schedule, steps).sample(prior, noise, generator=generator)
+    return torch.nn.functional.normalize(z, dim=-1) * z_dim**0.5
+
+
+def sample_base(
+    unet: TriplaneUNet,
+    schedule: NoiseSchedule,
+    z: torch.Tensor,
+    resolution: int,
+    generator: torch.Generator,
+    guidance: float = 2.0,
+    sampler: str = "dpmpp_2m",
+    steps: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+) -> torch.Tensor:
+    """Normalised rolled-out tri-planes (B, C, R, 3R) following latent codes z (B, z_dim), with guidance."""
+    b = z.shape[0]
+    noise = torch.randn(b, unet.config.channels, resolution, 3 * resolution, generator=generator).to(z.device)
+
+    def model_fn(x, t, cond):
+        return unet(x, t, cond)
+
+    guided = classifier_free_guidance(model_fn, z, torch.zeros_like(z), guidance)
+    return make_sampler(sampler, schedule, steps).sample(guided, noise, generator, progress, cancel)
+
+
+def sample_upsampled(
+    unet: TriplaneUNet,
+    schedule: NoiseSchedule,
+    cond: torch.Tensor,
+    generator: torch.Generator,
+    sampler: str = "dpmpp_2m",
+    steps: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+) -> torch.Tensor:
+    """Normalised high-resolution rolled-out tri-planes given the upsampled low-resolution ones (same shape)."""
+    noise = torch.randn(cond.shape, generator=generator).to(cond.device)
+
+    def model_fn(x, t):
+        return unet(x, t, cond=cond)
+
+    return make_sampler(sampler, schedule, steps).sample(model_fn, noise, generator, progress, cancel)

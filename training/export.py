@@ -1,0 +1,67 @@
+"""Assemble the weights bundle (the embedded model) from the stages' outputs.
+
+    python -m training.export --fit runs/tiny/fit --base runs/tiny/base [--upsampler runs/tiny/upsampler] \
+        --out rodin_core/weights/rodin_tiny.json --preset tiny
+
+The bundle is checked by loading it into an AvatarPipeline before this command reports success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rodin_core import __version__
+from rodin_core.bundle import save_bundle
+from rodin_core.io_utils import load_tensors, prefixed, read_json
+from rodin_core.mesh import DEFAULT_THRESHOLD
+from training.common import git_commit
+
+
+def build_bundle(fit: Path, base: Path, upsampler: Path | None, preset: str, threshold: float) -> tuple[dict, dict]:
+    fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
+    base_cfg = read_json(base / "base" / "base.json", "base model config")
+    tensors = prefixed(load_tensors(fit / "fitted" / "decoder.safetensors", "decoder weights"), "decoder")
+    tensors.update(load_tensors(base / "base" / "base.safetensors", "base model weights"))
+    config = {
+        "version": f"{__version__}+{preset}",
+        "fit_resolution": fitted["resolution"],
+        "decoder": fitted["decoder"],
+        "base": {k: base_cfg[k] for k in ("resolution", "unet", "encoder", "prior", "schedule", "guidance")},
+        "upsampler": None,
+        "mesh": {"threshold": threshold},
+        "made_by": {"commit": git_commit(), "preset": preset, "base_steps": base_cfg["steps"]},
+        "holdout_ids": base_cfg["holdout_ids"],
+    }
+    if upsampler is not None:
+        up_cfg = read_json(upsampler / "upsampler" / "upsampler.json", "upsampler config")
+        tensors.update(load_tensors(upsampler / "upsampler" / "upsampler.safetensors", "upsampler weights"))
+        config["upsampler"] = {k: up_cfg[k] for k in ("resolution", "unet", "schedule")}
+        config["made_by"]["upsampler_steps"] = up_cfg["steps"]
+    return config, tensors
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    p.add_argument("--fit", required=True, help="run folder of training.fit_triplanes")
+    p.add_argument("--base", required=True, help="run folder of training.train_base")
+    p.add_argument("--upsampler", help="run folder of training.train_upsampler (optional)")
+    p.add_argument("--out", required=True, help="bundle .json path (the .safetensors goes beside it)")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="mesh density iso-level")
+    args = p.parse_args(argv)
+    config, tensors = build_bundle(
+        Path(args.fit), Path(args.base), Path(args.upsampler) if args.upsampler else None, args.preset, args.threshold
+    )
+    save_bundle(args.out, config, tensors)
+    from rodin_core.pipeline import AvatarPipeline
+
+    AvatarPipeline.from_bundle(args.out)  # refuses to report success for a bundle that does not load
+    size = Path(args.out).with_suffix(".safetensors").stat().st_size / 2**20
+    print(f"bundle written: {args.out} ({size:.1f} MB of weights)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Stage 2: the base tri-plane diffusion model, its image encoder, and the latent prior.
+
+    python -m training.train_base --fitted runs/tiny/fit/fitted --out runs/tiny/base --preset tiny
+    torchrun --nproc_per_node 8 -m training.train_base --fitted ... --out ... --preset paper
+
+Trains a UNet with 3D-aware convolutions on the fitted tri-planes (resampled to the base resolution,
+standardised per channel), conditioned on the latent code of each avatar's frontal view. The image encoder
+learns jointly; z is zeroed on `cfg_drop` of the samples so classifier-free guidance works. Afterwards a small
+diffusion prior is fitted to the encoder's codes so avatars can be sampled without an image.
+Writes OUT/latest.* (resume with --resume), OUT/samples_*.png grids and, at the end, OUT/base/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from rodin_core.cameras import Cameras
+from rodin_core.data import DatasetError, load_record, rgba_to_target
+from rodin_core.encoder import EncoderConfig, ImageEncoder
+from rodin_core.io_utils import save_tensors_atomic, write_json_atomic
+from rodin_core.preview import grid, render_image
+from rodin_core.prior import LatentPrior, PriorConfig
+from rodin_core.sampling import sample_base, sample_latents
+from rodin_core.schedule import NoiseSchedule, ScheduleConfig
+from rodin_core.triplane import denormalize, mirror_x, normalize, resample, roll_in, roll_out
+from rodin_core.unet import TriplaneUNet, UNetConfig
+from training.common import (
+    EMA,
+    Checkpointer,
+    check_finite,
+    cleanup_distributed,
+    git_commit,
+    init_distributed,
+    pick_device,
+    resolve_preset,
+)
+from training.fit_report import load_fitted
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    resolution: int = 32
+    unet: UNetConfig = dataclasses.field(
+        default_factory=lambda: UNetConfig(base=32, mults=(1, 2, 2), z_dim=64)
+    )
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+    prior: PriorConfig = dataclasses.field(default_factory=PriorConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    batch: int = 16
+    lr: float = 3e-4
+    steps: int = 3000
+    ema_decay: float = 0.999
+    cfg_drop: float = 0.2
+    mirror_prob: float = 0.5
+    holdout: int = 16  # the last N fitted avatars are never trained on (conditioned samples use them)
+    checkpoint_every: int = 250
+    sample_every: int = 1000
+    prior_steps: int = 4000
+    prior_batch: int = 128
+    prior_lr: float = 1e-3
+    guidance: float = 2.0
+    seed: int = 0
+
+
+PRESETS = {
+    "tiny": BaseConfig(),
+    "smoke": BaseConfig(
+        unet=UNetConfig(base=16, mults=(1, 2), z_dim=16, groups=4),
+        encoder=EncoderConfig(z_dim=16, widths=(16, 16, 32, 32)),
+        prior=PriorConfig(z_dim=16, hidden=64, layers=2),
+        resolution=16,
+        batch=4,
+        steps=30,
+        holdout=2,
+        checkpoint_every=10,
+        sample_every=1000,
+        prior_steps=50,
+        prior_batch=8,
+    ),
+    # 64^2 base tri-planes with 32 channels and a 512-d latent, as in the paper (for GPU clusters).
+    "paper": BaseConfig(
+        resolution=64,
+        unet=UNetConfig(channels=32, base=128, mults=(1, 2, 2, 4), blocks=2, z_dim=512, groups=32),
+        encoder=EncoderConfig(z_dim=512, image_size=128, widths=(64, 128, 256, 512)),
+        prior=PriorConfig(z_dim=512, hidden=1024, layers=6),
+        batch=32,
+        lr=1e-4,
+        steps=300_000,
+        holdout=500,
+        checkpoint_every=2000,
+        sample_every=10_000,
+        prior_steps=100_000,
+    ),
+}
+
+
+class BaseModel(nn.Module):
+    """The UNet and the image encoder trained as one module (one DDP wrapper, one EMA)."""
+
+    def __init__(self, config: BaseConfig) -> None:
+        super().__init__()
+        if config.unet.z_dim != config.encoder.z_dim:
+            raise ValueError(f"unet.z_dim {config.unet.z_dim} != encoder.z_dim {config.encoder.z_dim}")
+        self.unet = TriplaneUNet(config.unet)
+        self.encoder = ImageEncoder(config.encoder)
+
+    def forward(self, x_t, t, images, keep):
+        z = self.encoder(images) * keep[:, None]
+        return self.unet(x_t, t, z)
+
+
+def frontal_images(data: Path, ids: list[str], size: int) -> torch.Tensor:
+    """(N, 3, size, size) frontal views composited over white."""
+    out = []
+    for name in ids:
+        record = load_record(data / name, use_depth=False)
+        rgb, _ = rgba_to_target(record.rgba[record.frontal_index], torch.ones(3))
+        out.append(rgb.permute(2, 0, 1))
+    images = torch.stack(out)
+    if images.shape[-1] != size:
+        images = F.interpolate(
+            images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+    return images
+
+
+def plane_stats(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = planes.transpose(0, 2).reshape(planes.shape[2], -1)  # (C, everything else)
+    return flat.mean(dim=1), flat.std(dim=1).clamp(min=1e-3)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m training.train_base",
+        description="Train the base tri-plane diffusion model, image encoder and latent prior (Rodin stage 2).",
+    )
+    p.add_argument("--fitted", required=True, help="fitted/ folder from training.fit_triplanes")
+    p.add_argument("--data", help="data set folder (default: the one recorded in fitted.json)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = init_distributed()
+    cfg = resolve_preset(PRESETS, args.preset, {"steps": args.steps} if args.steps else {})
+    if info.enabled and torch.cuda.is_available():
+        device = torch.device(f"cuda:{info.local_rank}")
+    else:
+        device = pick_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    meta, planes_hi, decoder = load_fitted(Path(args.fitted))
+    data = Path(args.data or meta["data"])
+    if planes_hi.shape[2] != cfg.unet.channels:
+        raise SystemExit(
+            f"fitted tri-planes have {planes_hi.shape[2]} channels but preset {args.preset!r} expects "
+            f"{cfg.unet.channels}; fit with the matching preset"
+        )
+    if len(meta["ids"]) <= cfg.holdout + 1:
+        raise SystemExit(f"{len(meta['ids'])} fitted avatars are too few to hold out {cfg.holdout}")
+    planes = resample(planes_hi, cfg.resolution)
+    n_train = len(meta["ids"]) - cfg.holdout
+    mean, std = plane_stats(planes[:n_train])
+    x_all = normalize(planes, mean, std)
+    images_all = frontal_images(data, meta["ids"], cfg.encoder.image_size)
+
+    torch.manual_seed(cfg.seed)
+    model = BaseModel(cfg).to(device)
+    ema = EMA(model, cfg.ema_decay)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    schedule = NoiseSchedule(cfg.schedule)
+    ckpt = Checkpointer(out, "latest")
+    step = 0
+    if args.resume and ckpt.exists():
+        step = int(ckpt.load({"model": model, "ema": ema.shadow}, {"optim": optim})["step"])
+        if info.is_main:
+            print(f"resumed from {ckpt.json_path} at step {step}", flush=True)
+    elif ckpt.exists():
+        raise SystemExit(
+            f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out"
+        )
+    trained = model
+    if info.enabled:
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + info.rank + step)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not info.is_main, desc="base", dynamic_ncols=True)
+    running = None
+    started = time.time()
+    while step < cfg.steps:
+        idx = torch.randint(n_train, (cfg.batch,), generator=gen)
+        x0, images = x_all[idx], images_all[idx]
+        flip = torch.rand(cfg.batch, generator=gen) < cfg.mirror_prob
+        x0 = torch.where(flip[:, None, None, None, None], mirror_x(x0), x0)
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        x0 = roll_out(x0).to(device)
+        t = torch.randint(schedule.num_steps, (cfg.batch,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        keep = (torch.rand(cfg.batch, generator=gen) >= cfg.cfg_drop).float().to(device)
+        x_t = schedule.add_noise(x0, noise, t).float()
+        pred = trained(x_t, t.to(device), images.to(device), keep)
+        loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
+        check_finite(loss, step, ckpt)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        ema.update(model, step)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}")
+        if info.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            ckpt.save(
+                step,
+                {"model": model, "ema": ema.shadow},
+                {"preset": args.preset, "loss": running},
+                {"optim": optim},
+            )
+            write_json_atomic(
+                out / "progress.json", {"step": step, "loss": running, "seconds": time.time() - started}
+            )
+        if info.is_main and step % cfg.sample_every == 0 and step < cfg.steps:
+            write_sample_grid(
+                out / f"samples_step{step:06d}",
+                ema.shadow,
+                None,
+                schedule,
+                decoder,
+                mean,
+                std,
+                cfg,
+                images_all[n_train:],
+                x_all[n_train:],
+            )
+    bar.close()
+
+    if info.is_main:
+        prior = train_prior(ema.shadow.encoder, images_all[:n_train], schedule, cfg, out)
+        write_sample_grid(
+            out / "samples_final",
+            ema.shadow,
+            prior,
+            schedule,
+            decoder,
+            mean,
+            std,
+            cfg,
+            images_all[n_train:],
+            x_all[n_train:],
+        )
+        export_base(out / "base", ema.shadow, prior, cfg, mean, std, meta, n_train, args)
+        print(f"base model written to {out / 'base'}; samples in {out}/samples_final_*.png", flush=True)
+    cleanup_distributed()
+    return 0
+
+
+def train_prior(
+    encoder: ImageEncoder, images: torch.Tensor, schedule: NoiseSchedule, cfg: BaseConfig, out: Path
+):
+    """Fits the latent prior to the (EMA) encoder's codes of the training avatars and their mirror images."""
+    ckpt = Checkpointer(out, "prior")
+    prior = LatentPrior(cfg.prior)
+    if ckpt.exists():
+        ckpt.load({"prior": prior})
+        return prior.eval()
+    with torch.no_grad():
+        z = torch.cat([encoder(images), encoder(images.flip(-1))])
+    optim = torch.optim.AdamW(prior.parameters(), lr=cfg.prior_lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 7)
+    for step in tqdm(range(cfg.prior_steps), desc="prior", dynamic_ncols=True):
+        z0 = z[torch.randint(len(z), (cfg.prior_batch,), generator=gen)]
+        t = torch.randint(schedule.num_steps, (len(z0),), generator=gen)
+        noise = torch.randn(z0.shape, generator=gen)
+        loss = F.mse_loss(
+            prior(schedule.add_noise(z0, noise, t).float(), t), schedule.target(z0, noise, t).float()
+        )
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        for group in optim.param_groups:  # cosine decay: the prior is small and fits fast, then settles
+            group["lr"] = (
+                cfg.prior_lr * 0.5 * (1 + torch.cos(torch.tensor(step / cfg.prior_steps * 3.14159)).item())
+            )
+    ckpt.save(cfg.prior_steps, {"prior": prior}, {"loss": loss.item()})
+    return prior.eval()
+
+
+@torch.no_grad()
+def write_sample_grid(
+    prefix: Path, model, prior, schedule, decoder, mean, std, cfg, held_images, held_x
+) -> None:
+    """PREFIX_cond.png: rows of (held-out input | sample | fitted tri-plane); PREFIX_uncond.png: 16 samples."""
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(1234)
+    cams = Cameras.orbit([0.0], 0.0, cfg.encoder.image_size)
+
+    def render(rolled):
+        planes = denormalize(roll_in(rolled.cpu()), mean, std)
+        return [render_image(p, decoder, cams, 0)["rgb"] for p in planes]
+
+    k = min(8, len(held_images))
+    z = model.encoder(held_images[:k].to(device))
+    cond = render(sample_base(model.unet, schedule, z, cfg.resolution, gen, cfg.guidance))
+    target = render(roll_out(held_x[:k]))
+    tiles = []
+    for i in range(k):
+        tiles += [held_images[i].permute(1, 2, 0), cond[i], target[i]]
+    Image.fromarray(grid(tiles, columns=6)).save(f"{prefix}_cond.png")
+    if prior is not None:
+        z = sample_latents(prior.to(device), schedule, 16, gen)
+        uncond = render(sample_base(model.unet, schedule, z, cfg.resolution, gen, cfg.guidance))
+        Image.fromarray(grid(uncond, columns=8)).save(f"{prefix}_uncond.png")
+    model.train()
+
+
+def export_base(
+    folder: Path, model: BaseModel, prior, cfg: BaseConfig, mean, std, meta, n_train, args
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"unet.{k}": v for k, v in model.unet.state_dict().items()}
+    tensors.update({f"encoder.{k}": v for k, v in model.encoder.state_dict().items()})
+    tensors.update({f"prior.{k}": v for k, v in prior.state_dict().items()})
+    tensors.update({"stats.mean": mean, "stats.std": std})
+    save_tensors_atomic(folder / "base.safetensors", tensors)
+    write_json_atomic(
+        folder / "base.json",
+        {
+            "format": "rodin-base/1",
+            "preset": args.preset,
+            "resolution": cfg.resolution,
+            "unet": cfg.unet.to_dict(),
+            "encoder": cfg.encoder.to_dict(),
+            "prior": cfg.prior.to_dict(),
+            "schedule": cfg.schedule.to_dict(),
+            "guidance": cfg.guidance,
+            "train_ids": meta["ids"][:n_train],
+            "holdout_ids": meta["ids"][n_train:],
+            "steps": cfg.steps,
+            "commit": git_commit(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DatasetError as exc:
+        sys.exit(f"error: {exc}")
