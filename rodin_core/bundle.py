@@ -1,8 +1,8 @@
 """The weights bundle: every network of the model in one safetensors file plus a JSON config beside it.
 
-    NAME.json          {"format": "rodin-bundle/1", "version": ..., "decoder": {...}, "base": {...},
-                        "upsampler": {...} | null, "mesh": {...}, "made_by": {"commit", "preset", ...}}
-    NAME.safetensors   decoder.*, unet.*, encoder.*, prior.*, upsampler.*, text.*, stats.*
+NAME.json          {"format": "rodin-bundle/1", "version": ..., "decoder": {...}, "base": {...},
+                    "upsampler": {...} | null, "mesh": {...}, "made_by": {"commit", "preset", ...}}
+NAME.safetensors   decoder.*, unet.*, encoder.*, prior.*, upsampler.*, text.*, stats.*
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ class BundleError(ValueError):
 
 def save_bundle(json_path: str | Path, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
     json_path = Path(json_path)
-    save_tensors_atomic(json_path.with_suffix(".safetensors"), {k: v.contiguous() for k, v in tensors.items()})
+    save_tensors_atomic(
+        json_path.with_suffix(".safetensors"), {k: v.contiguous() for k, v in tensors.items()}
+    )
     write_json_atomic(json_path, {"format": BUNDLE_FORMAT, **config})
 
 
@@ -67,7 +69,9 @@ def load_bundle(json_path: str | Path | None = None) -> tuple[dict[str, Any], di
     return config, tensors
 
 
-def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: Path | str) -> None:
+def load_module(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: Path | str
+) -> None:
     try:
         module.load_state_dict(unprefixed(tensors, prefix))
     except RuntimeError as exc:

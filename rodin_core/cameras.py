@@ -53,7 +53,9 @@ class Cameras:
     def __len__(self) -> int:
         return self.c2w.shape[0]
 
-    def rays(self, view: torch.Tensor, pixel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def rays(
+        self, view: torch.Tensor, pixel: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rays through pixel centres. view, pixel: (N,) long (pixel = row * width + col).
 
         Returns origins (N, 3), unit directions (N, 3) and `depth_to_t` (N,): multiply a planar depth (along
@@ -61,7 +63,9 @@ class Cameras:
         """
         col = (pixel % self.width).float() + 0.5
         row = torch.div(pixel, self.width, rounding_mode="floor").float() + 0.5
-        d_cam = torch.stack([(col - self.cx) / self.fl_x, -(row - self.cy) / self.fl_y, -torch.ones_like(col)], -1)
+        d_cam = torch.stack(
+            [(col - self.cx) / self.fl_x, -(row - self.cy) / self.fl_y, -torch.ones_like(col)], -1
+        )
         c2w = self.c2w[view]
         d_world = torch.einsum("nij,nj->ni", c2w[:, :3, :3], d_cam)
         norm = d_world.norm(dim=-1)

@@ -36,7 +36,9 @@ def load_record(folder: str | Path, use_depth: bool = True) -> AvatarViews:
     folder = Path(folder)
     path = folder / "transforms.json"
     if not path.is_file():
-        raise DatasetError(f"{folder} has no transforms.json: it is not a multi-view record (docs/dataset.md)")
+        raise DatasetError(
+            f"{folder} has no transforms.json: it is not a multi-view record (docs/dataset.md)"
+        )
     try:
         transforms = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -94,7 +96,9 @@ def list_records(root: str | Path) -> list[Path]:
         try:
             index = json.loads(index_path.read_text())
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{index_path} is corrupt ({exc}); re-run the generator to rewrite it") from exc
+            raise DatasetError(
+                f"{index_path} is corrupt ({exc}); re-run the generator to rewrite it"
+            ) from exc
         present = {p.name for p in records}
         missing = [r["id"] for r in index.get("records", []) if r["id"] not in present]
         if missing:

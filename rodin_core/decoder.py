@@ -108,4 +108,3 @@ def decoder_from_state(config: dict, state: dict[str, torch.Tensor]) -> Triplane
     decoder = TriplaneDecoder(DecoderConfig(**config))
     decoder.load_state_dict(state)
     return decoder.eval()
-

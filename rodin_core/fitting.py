@@ -29,7 +29,9 @@ class FitConfig:
     plane_lr: float = 2e-2
     decoder_lr: float = 2e-3
     init_std: float = 0.1
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(uniform=12, importance=0, depth_band=16))
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(uniform=12, importance=0, depth_band=16)
+    )
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     # Loss weights. The regularisers follow RodinHD (values retuned to mean-reduced terms).
     w_mask: float = 0.5
@@ -61,12 +63,19 @@ class PlaneBank:
         return self.planes.shape[0]
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"planes": self.planes, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
+        return {
+            "planes": self.planes,
+            "exp_avg": self.exp_avg,
+            "exp_avg_sq": self.exp_avg_sq,
+            "steps": self.steps,
+        }
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
         for key, value in state.items():
             if getattr(self, key).shape != value.shape:
-                raise ValueError(f"plane bank {key} has shape {tuple(value.shape)}, expected {tuple(getattr(self, key).shape)}")
+                raise ValueError(
+                    f"plane bank {key} has shape {tuple(value.shape)}, expected {tuple(getattr(self, key).shape)}"
+                )
             getattr(self, key).copy_(value)
 
     def gather(self, index: torch.Tensor) -> torch.Tensor:
@@ -82,6 +91,14 @@ class PlaneBank:
         self.exp_avg[index] = m
         self.exp_avg_sq[index] = v
         self.planes[index] = (self.planes[index] - self.lr * update).clamp_(-1.0, 1.0)
+
+
+def holdout_views(num_views: int, wanted: tuple[int, ...]) -> tuple[int, ...]:
+    """The held-out views that exist in a record of `num_views` (the last view when none of `wanted` does)."""
+    kept = tuple(v for v in wanted if 0 < v < num_views)
+    if not kept and num_views >= 3:
+        kept = (num_views - 1,)
+    return kept
 
 
 def train_views(num_views: int, holdout: tuple[int, ...]) -> list[int]:

@@ -33,9 +33,13 @@ def load_portrait(image: str | Path | Image.Image | np.ndarray, size: int) -> to
     elif isinstance(image, Image.Image):
         pil = image
     else:
-        raise TypeError(f"unsupported image type {type(image).__name__}; pass a path, a PIL image or an array")
+        raise TypeError(
+            f"unsupported image type {type(image).__name__}; pass a path, a PIL image or an array"
+        )
     if min(pil.size) < MIN_SIZE:
-        raise ValueError(f"the image is {pil.size[0]}x{pil.size[1]} pixels; at least {MIN_SIZE}x{MIN_SIZE} is needed")
+        raise ValueError(
+            f"the image is {pil.size[0]}x{pil.size[1]} pixels; at least {MIN_SIZE}x{MIN_SIZE} is needed"
+        )
     rgba = pil.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")

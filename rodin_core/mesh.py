@@ -77,7 +77,9 @@ def marching_cubes(volume: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     return verts.astype(np.float32), np.ascontiguousarray(faces)
 
 
-def keep_main_components(verts: np.ndarray, faces: np.ndarray, keep_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+def keep_main_components(
+    verts: np.ndarray, faces: np.ndarray, keep_ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Drops floaters: connected components smaller than keep_ratio x the largest (by faces)."""
     mesh = trimesh.Trimesh(verts, faces, process=True)
     parts = mesh.split(only_watertight=False)
@@ -95,7 +97,9 @@ def decimate(verts: np.ndarray, faces: np.ndarray, max_faces: int) -> tuple[np.n
     import fast_simplification
 
     reduction = 1.0 - max_faces / len(faces)
-    v, f = fast_simplification.simplify(verts.astype(np.float32), faces.astype(np.int64), target_reduction=reduction)
+    v, f = fast_simplification.simplify(
+        verts.astype(np.float32), faces.astype(np.int64), target_reduction=reduction
+    )
     return np.asarray(v, np.float32), np.asarray(f, np.int64)
 
 

@@ -66,7 +66,9 @@ class GenerationSettings:
 
 
 class AvatarPipeline:
-    def __init__(self, config: dict[str, Any], tensors: dict[str, torch.Tensor], source: str, device="cpu") -> None:
+    def __init__(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], source: str, device="cpu"
+    ) -> None:
         self.config = config
         self.source = source
         self.device = torch.device(device)
@@ -90,7 +92,9 @@ class AvatarPipeline:
             self.upsampler = TriplaneUNet(UNetConfig(**_tuples(up["unet"])))
             load_module(self.upsampler, tensors, "upsampler", source)
             self.up_mean, self.up_std = tensors["stats_hi.mean"], tensors["stats_hi.std"]
-        self.final_resolution = self.up_resolution if self.upsampler is not None else int(config["fit_resolution"])
+        self.final_resolution = (
+            self.up_resolution if self.upsampler is not None else int(config["fit_resolution"])
+        )
         self.threshold = float(config.get("mesh", {}).get("threshold", 10.0))
         for module in self.modules():
             module.to(self.device)
@@ -101,7 +105,9 @@ class AvatarPipeline:
         return cls(config, tensors, str(path or "the embedded bundle"), device)
 
     def modules(self) -> list[torch.nn.Module]:
-        return [m for m in (self.decoder, self.unet, self.encoder, self.prior, self.upsampler) if m is not None]
+        return [
+            m for m in (self.decoder, self.unet, self.encoder, self.prior, self.upsampler) if m is not None
+        ]
 
     @property
     def version(self) -> str:
@@ -139,8 +145,16 @@ class AvatarPipeline:
         """(1, 3, C, R, R) tri-plane at the final resolution, in the decoder's value range."""
         gen = torch.Generator().manual_seed(_seed(seed, "base"))
         rolled = sample_base(
-            self.unet, self.schedule, z, self.resolution, gen, settings.guidance, settings.sampler,
-            settings.steps, _stage(progress, "base diffusion"), cancel,
+            self.unet,
+            self.schedule,
+            z,
+            self.resolution,
+            gen,
+            settings.guidance,
+            settings.sampler,
+            settings.steps,
+            _stage(progress, "base diffusion"),
+            cancel,
         )
         planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
         if self.upsampler is None:
@@ -148,8 +162,14 @@ class AvatarPipeline:
         cond = roll_out(normalize(resample(planes, self.up_resolution), self.up_mean, self.up_std))
         gen = torch.Generator().manual_seed(_seed(seed, "upsampler"))
         hi = sample_upsampled(
-            self.upsampler, self.up_schedule, cond.to(self.device), gen, settings.sampler,
-            settings.upsampler_steps, _stage(progress, "upsampling"), cancel,
+            self.upsampler,
+            self.up_schedule,
+            cond.to(self.device),
+            gen,
+            settings.sampler,
+            settings.upsampler_steps,
+            _stage(progress, "upsampling"),
+            cancel,
         )
         return denormalize(roll_in(hi.cpu()), self.up_mean, self.up_std)
 
@@ -159,7 +179,9 @@ class AvatarPipeline:
     @torch.no_grad()
     def render(self, planes: torch.Tensor, azimuths=(0.0,), elevation: float = 0.0, size: int = 128) -> list:
         cams = Cameras.orbit(azimuths, elevation, size)
-        return [render_image(planes[0].to(self.device), self.decoder, cams, i)["rgb"] for i in range(len(cams))]
+        return [
+            render_image(planes[0].to(self.device), self.decoder, cams, i)["rgb"] for i in range(len(cams))
+        ]
 
     # ------------------------------------------------------------------ meshes
 

@@ -56,5 +56,7 @@ def grid(tiles: Sequence[torch.Tensor], columns: int, pad: int = 2) -> np.ndarra
     canvas = torch.ones(rows * (h + pad) + pad, columns * (w + pad) + pad, 3)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
+        canvas[
+            pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w
+        ] = tile
     return to_uint8(canvas)

@@ -109,7 +109,9 @@ def render_rays(
 def _evaluate(field_fn, origins, dirs, t, far, background) -> dict[str, torch.Tensor]:
     b, n, s = t.shape
     points = origins[..., None, :] + dirs[..., None, :] * t[..., None]
-    sigma, rgb = field_fn(points.reshape(b, n * s, 3), dirs[..., None, :].expand(b, n, s, 3).reshape(b, n * s, 3))
+    sigma, rgb = field_fn(
+        points.reshape(b, n * s, 3), dirs[..., None, :].expand(b, n, s, 3).reshape(b, n * s, 3)
+    )
     out = composite(sigma.reshape(b, n, s), rgb.reshape(b, n, s, 3), t, far, background)
     out["points"] = points
     out["sigma"] = sigma.reshape(b, n, s)

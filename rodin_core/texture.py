@@ -17,7 +17,9 @@ from scipy import ndimage
 ColorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (N, 3) points, (N, 3) dirs -> (N, 3) rgb
 
 
-def uv_atlas(verts: np.ndarray, faces: np.ndarray, texture_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def uv_atlas(
+    verts: np.ndarray, faces: np.ndarray, texture_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """xatlas charts packed for a square texture: (vertex map into verts, new faces, per-new-vertex uv)."""
     atlas = xatlas.Atlas()
     atlas.add_mesh(verts.astype(np.float32), faces.astype(np.uint32))
@@ -117,7 +119,9 @@ def bake_texture(
 
 
 @torch.no_grad()
-def vertex_colors(verts: np.ndarray, normals: np.ndarray, color_fn: ColorFn, chunk: int = 65536) -> np.ndarray:
+def vertex_colors(
+    verts: np.ndarray, normals: np.ndarray, color_fn: ColorFn, chunk: int = 65536
+) -> np.ndarray:
     points, dirs = torch.from_numpy(verts), -torch.from_numpy(normals)
     out = [color_fn(points[s : s + chunk], dirs[s : s + chunk]) for s in range(0, len(points), chunk)]
     return torch.cat(out).clamp(0, 1).numpy().astype(np.float32)

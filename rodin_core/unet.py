@@ -142,7 +142,9 @@ class TriplaneUNet(nn.Module):
         emb = self.time_mlp(timestep_embedding(t, cfg.base))
         if self.z_proj is not None:
             if z is None:
-                raise ValueError("this UNet is latent-conditioned: pass z (zeros for the unconditional branch)")
+                raise ValueError(
+                    "this UNet is latent-conditioned: pass z (zeros for the unconditional branch)"
+                )
             emb = emb + self.z_proj(z)
         emb = emb.repeat_interleave(3, dim=0)
 

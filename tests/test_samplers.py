@@ -40,7 +40,9 @@ def draw(sampler_name, steps, prediction="v", n=4000, seed=0):
     schedule = NoiseSchedule(ScheduleConfig(prediction=prediction))
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, 1, generator=gen, dtype=torch.float64)
-    return make_sampler(sampler_name, schedule, steps).sample(exact_model(schedule), noise, generator=gen)[:, 0]
+    return make_sampler(sampler_name, schedule, steps).sample(exact_model(schedule), noise, generator=gen)[
+        :, 0
+    ]
 
 
 def mixture_stats(x):

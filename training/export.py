@@ -19,7 +19,9 @@ from rodin_core.mesh import DEFAULT_THRESHOLD
 from training.common import git_commit
 
 
-def build_bundle(fit: Path, base: Path, upsampler: Path | None, preset: str, threshold: float) -> tuple[dict, dict]:
+def build_bundle(
+    fit: Path, base: Path, upsampler: Path | None, preset: str, threshold: float
+) -> tuple[dict, dict]:
     fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
     base_cfg = read_json(base / "base" / "base.json", "base model config")
     tensors = prefixed(load_tensors(fit / "fitted" / "decoder.safetensors", "decoder weights"), "decoder")
@@ -52,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="mesh density iso-level")
     args = p.parse_args(argv)
     config, tensors = build_bundle(
-        Path(args.fit), Path(args.base), Path(args.upsampler) if args.upsampler else None, args.preset, args.threshold
+        Path(args.fit),
+        Path(args.base),
+        Path(args.upsampler) if args.upsampler else None,
+        args.preset,
+        args.threshold,
     )
     save_bundle(args.out, config, tensors)
     from rodin_core.pipeline import AvatarPipeline

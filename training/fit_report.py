@@ -32,7 +32,9 @@ def load_fitted(folder: Path) -> tuple[dict, torch.Tensor, TriplaneDecoder]:
     decoder.load_state_dict(load_tensors(folder / "decoder.safetensors", "decoder weights"))
     decoder.eval()
     if len(meta["ids"]) != planes.shape[0]:
-        raise ValueError(f"{folder}: fitted.json lists {len(meta['ids'])} avatars but planes hold {planes.shape[0]}")
+        raise ValueError(
+            f"{folder}: fitted.json lists {len(meta['ids'])} avatars but planes hold {planes.shape[0]}"
+        )
     return meta, planes, decoder
 
 

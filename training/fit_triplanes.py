@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from rodin_core.data import AvatarViews, DatasetError, list_records, load_record
 from rodin_core.decoder import DecoderConfig, TriplaneDecoder
-from rodin_core.fitting import FitConfig, PlaneBank, fit_loss, train_views
+from rodin_core.fitting import FitConfig, PlaneBank, fit_loss, holdout_views, train_views
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, unprefixed, write_json_atomic
 from rodin_core.rendering import SamplingConfig
 from training.common import (
@@ -100,12 +100,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_avatars(root: Path, limit: int | None, use_depth: bool, rank: int, world: int) -> tuple[list[str], list]:
+def load_avatars(
+    root: Path, limit: int | None, use_depth: bool, rank: int, world: int
+) -> tuple[list[str], list]:
     records = list_records(root)
     if limit:
         records = records[:limit]
     if len(records) < world:
-        raise DatasetError(f"{root} has {len(records)} avatars, fewer than the {world} ranks; use fewer processes")
+        raise DatasetError(
+            f"{root} has {len(records)} avatars, fewer than the {world} ranks; use fewer processes"
+        )
     mine = records[rank::world]
     return [r.name for r in records], [load_record(r, use_depth=use_depth) for r in mine]
 
@@ -144,10 +148,26 @@ def main(argv: list[str] | None = None) -> int:
         decoder_cfg, decoder = run.decoder, TriplaneDecoder(run.decoder)
     fit_cfg = dataclasses.replace(run.fit, channels=decoder_cfg.channels)
 
-    all_ids, avatars = load_avatars(Path(args.data), args.limit, not args.no_depth, info.rank, info.world_size)
+    all_ids, avatars = load_avatars(
+        Path(args.data), args.limit, not args.no_depth, info.rank, info.world_size
+    )
+    fit_cfg = dataclasses.replace(
+        fit_cfg, holdout_views=holdout_views(len(avatars[0].cameras), fit_cfg.holdout_views)
+    )
     views = train_views(len(avatars[0].cameras), fit_cfg.holdout_views)
-    bank = PlaneBank(len(avatars), fit_cfg.channels, fit_cfg.resolution, fit_cfg.init_std, fit_cfg.plane_lr, run.seed + info.rank)
-    optim = torch.optim.Adam(decoder.parameters(), lr=fit_cfg.decoder_lr, betas=(0.9, 0.99)) if not frozen else None
+    bank = PlaneBank(
+        len(avatars),
+        fit_cfg.channels,
+        fit_cfg.resolution,
+        fit_cfg.init_std,
+        fit_cfg.plane_lr,
+        run.seed + info.rank,
+    )
+    optim = (
+        torch.optim.Adam(decoder.parameters(), lr=fit_cfg.decoder_lr, betas=(0.9, 0.99))
+        if not frozen
+        else None
+    )
 
     ckpt = Checkpointer(out, "latest")
     shard_ckpt = Checkpointer(out, f"latest_bank_rank{info.rank}")
@@ -165,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         if info.is_main:
             print(f"resumed from {ckpt.json_path} at step {step}", flush=True)
     elif ckpt.exists() and not (out / "fitted").exists():
-        raise SystemExit(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
+        raise SystemExit(
+            f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out"
+        )
 
     def save(step: int) -> None:
         shard_ckpt.save(step, {"bank": bank.state()}, {"rank": info.rank})

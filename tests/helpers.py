@@ -1,0 +1,65 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rodin_core.bundle import save_bundle
+from rodin_core.decoder import DecoderConfig, TriplaneDecoder
+from rodin_core.encoder import EncoderConfig, ImageEncoder
+from rodin_core.io_utils import prefixed
+from rodin_core.prior import LatentPrior, PriorConfig
+from rodin_core.schedule import ScheduleConfig
+from rodin_core.unet import TriplaneUNet, UNetConfig
+
+SMALL_UNET = UNetConfig(channels=8, base=16, mults=(1, 2), z_dim=16, groups=4)
+SMALL_ENCODER = EncoderConfig(z_dim=16, widths=(16, 16, 32, 32))
+SMALL_PRIOR = PriorConfig(z_dim=16, hidden=32, layers=1)
+
+
+def untrained_unet(config: UNetConfig) -> TriplaneUNet:
+    """A UNet whose zero-initialised layers are randomised, so its samples depend on their inputs."""
+    unet = TriplaneUNet(config)
+    for param in unet.parameters():
+        if param.dim() > 1 and not param.any():  # zero-initialised residual branches and output
+            torch.nn.init.normal_(param, std=0.05)
+    return unet
+
+
+def random_bundle(path: Path, resolution: int = 16, with_upsampler: bool = False) -> Path:
+    """An untrained but complete bundle (right structure, random weights)."""
+    torch.manual_seed(0)
+    decoder = DecoderConfig()
+    tensors = prefixed(TriplaneDecoder(decoder).state_dict(), "decoder")
+    tensors.update(prefixed(untrained_unet(SMALL_UNET).state_dict(), "unet"))
+    tensors.update(prefixed(ImageEncoder(SMALL_ENCODER).state_dict(), "encoder"))
+    tensors.update(prefixed(LatentPrior(SMALL_PRIOR).state_dict(), "prior"))
+    tensors.update({"stats.mean": torch.zeros(8), "stats.std": torch.ones(8) * 0.2})
+    config = {
+        "version": "test",
+        "fit_resolution": 2 * resolution,
+        "decoder": decoder.to_dict(),
+        "base": {
+            "resolution": resolution,
+            "unet": SMALL_UNET.to_dict(),
+            "encoder": SMALL_ENCODER.to_dict(),
+            "prior": SMALL_PRIOR.to_dict(),
+            "schedule": ScheduleConfig().to_dict(),
+            "guidance": 2.0,
+        },
+        "upsampler": None,
+        "mesh": {"threshold": 10.0},
+    }
+    if with_upsampler:
+        up = UNetConfig(channels=8, cond_channels=8, base=16, mults=(1, 2), groups=4)
+        tensors.update(prefixed(untrained_unet(up).state_dict(), "upsampler"))
+        tensors.update({"stats_hi.mean": torch.zeros(8), "stats_hi.std": torch.ones(8) * 0.2})
+        config["upsampler"] = {
+            "resolution": 2 * resolution,
+            "unet": up.to_dict(),
+            "schedule": ScheduleConfig(prediction="x0").to_dict(),
+        }
+    save_bundle(path, config, tensors)
+    return path

@@ -1,0 +1,116 @@
+"""AvatarPipeline and the weights bundle: loading, validation, determinism, cancel, conditioning inputs."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from helpers import random_bundle
+from PIL import Image
+
+from rodin_core.bundle import BundleError, load_bundle
+from rodin_core.images import load_portrait
+from rodin_core.pipeline import AvatarPipeline, GenerationCancelled, GenerationSettings
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return random_bundle(tmp_path_factory.mktemp("bundle") / "model.json", with_upsampler=True)
+
+
+def test_bundle_errors_name_the_problem(tmp_path, bundle):
+    with pytest.raises(BundleError, match="not found"):
+        load_bundle(tmp_path / "missing.json")
+    (tmp_path / "wrong.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(BundleError, match="not a Rodin weights bundle"):
+        load_bundle(tmp_path / "wrong.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(BundleError):
+        load_bundle(tmp_path / "broken.json")
+    # Right format, weights missing beside it.
+    (tmp_path / "orphan.json").write_text(bundle.read_text())
+    with pytest.raises(BundleError, match="missing"):
+        load_bundle(tmp_path / "orphan.json")
+    # Weights that do not match the config: a different UNet width.
+    config = json.loads(bundle.read_text())
+    config["base"]["unet"]["base"] = 32
+    (tmp_path / "mismatch.json").write_text(json.dumps(config))
+    (tmp_path / "mismatch.safetensors").write_bytes(bundle.with_suffix(".safetensors").read_bytes())
+    with pytest.raises(BundleError, match="do not fit"):
+        AvatarPipeline.from_bundle(tmp_path / "mismatch.json")
+    (tmp_path / "garbage.json").write_text(bundle.read_text())
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(BundleError):
+        load_bundle(tmp_path / "garbage.json")
+
+
+def test_sampling_is_deterministic_per_seed(bundle):
+    pipe = AvatarPipeline.from_bundle(bundle)
+    settings = GenerationSettings(steps=3, upsampler_steps=2)
+    a = pipe.sample_planes(5, pipe.latent(5), settings)
+    b = pipe.sample_planes(5, pipe.latent(5), settings)
+    c = pipe.sample_planes(6, pipe.latent(6), settings)
+    assert a.shape == (1, 3, 8, 32, 32)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_cancel_stops_within_one_step(bundle):
+    pipe = AvatarPipeline.from_bundle(bundle)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(stage, done, total):
+        seen.append((stage, done))
+        if stage == "base diffusion" and done == 2:
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        pipe.generate(seed=1, steps=10, progress=progress, cancel=cancel)
+    assert [s for s in seen if s[0] == "base diffusion"][-1] == ("base diffusion", 2)
+
+
+def test_bad_settings_are_refused(bundle):
+    pipe = AvatarPipeline.from_bundle(bundle)
+    for kwargs, message in [
+        ({"steps": 0}, "steps"),
+        ({"sampler": "euler"}, "sampler"),
+        ({"guidance": -1.0}, "guidance"),
+        ({"mesh_resolution": 4}, "mesh resolution"),
+        ({"texture_size": 10}, "texture size"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            pipe.generate(seed=0, **kwargs)
+    with pytest.raises(ValueError, match="no text encoder"):
+        pipe.generate(seed=0, text="a man with a hat")
+
+
+def test_portraits_of_any_size_and_mode(tmp_path):
+    rgba = np.zeros((90, 60, 4), np.uint8)
+    rgba[30:60, 20:40] = (255, 0, 0, 255)
+    Image.fromarray(rgba).save(tmp_path / "p.png")
+    x = load_portrait(tmp_path / "p.png", 64)
+    assert x.shape == (3, 64, 64)
+    assert x[:, 0, 0].tolist() == [1.0, 1.0, 1.0]  # transparent -> white
+    assert x[0, 32, 32] == 1.0 and x[1, 32, 32] == 0.0  # the red square, centred after the crop
+    Image.fromarray(rgba[..., :3]).convert("L").save(tmp_path / "g.jpg")
+    assert load_portrait(tmp_path / "g.jpg", 32).shape == (3, 32, 32)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        load_portrait(tmp_path / "bad.png", 64)
+    with pytest.raises(FileNotFoundError):
+        load_portrait(tmp_path / "none.png", 64)
+    with pytest.raises(ValueError, match="at least"):
+        load_portrait(np.zeros((8, 8, 3), np.uint8), 64)
+
+
+def test_image_conditioning_changes_the_latent(bundle, tmp_path):
+    pipe = AvatarPipeline.from_bundle(bundle)
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((64, 64, 3), np.uint8)
+    blue[..., 2] = 255
+    za, zb = pipe.encode_image(red), pipe.encode_image(blue)
+    assert za.shape == (1, 16)
+    assert not torch.allclose(za, zb)

@@ -1,0 +1,63 @@
+"""The training stages end to end on a few freshly rendered avatars: fit -> base -> export -> sample.
+
+Small and short (the `smoke` presets): this checks that every stage runs, resumes and hands the next stage
+what it needs, not the quality of the result (docs/results.md has the real runs).
+"""
+
+import json
+
+import pytest
+import torch
+
+from rodin_core.pipeline import AvatarPipeline, GenerationSettings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    pytest.importorskip("bpy")
+    from blender_scenes.generate_dataset import main as generate
+
+    root = tmp_path_factory.mktemp("data")
+    assert (
+        generate(
+            ["--out", str(root), "--count", "5", "--seed", "11", "--views", "8", "--res", "32", "--depth"]
+        )
+        == 0
+    )
+    return root
+
+
+def test_fit_base_export_sample(dataset, tmp_path, capsys):
+    from training import export, fit_triplanes, train_base
+
+    fit = tmp_path / "fit"
+    args = ["--data", str(dataset), "--out", str(fit), "--preset", "smoke", "--threads", "2"]
+    assert fit_triplanes.main([*args, "--steps", "30"]) == 0
+    # Asking for the same folder again without --resume must not overwrite it silently.
+    first = (fit / "latest.json").read_text()
+    assert fit_triplanes.main([*args, "--steps", "60", "--resume"]) == 0
+    assert json.loads((fit / "latest.json").read_text())["step"] == 60 != json.loads(first)["step"]
+    report = json.loads((fit / "report.json").read_text())
+    assert report["evaluated"] == 5 and report["mean_psnr"] > 10.0
+    assert (fit / "holdout.png").is_file()
+
+    base = tmp_path / "base"
+    bargs = ["--fitted", str(fit / "fitted"), "--out", str(base), "--preset", "smoke", "--threads", "2"]
+    assert train_base.main([*bargs, "--steps", "10"]) == 0
+    with pytest.raises(SystemExit, match="already holds a checkpoint"):
+        train_base.main(bargs)
+    (base / "prior.json").unlink()  # the prior is refitted after the resumed run
+    assert train_base.main([*bargs, "--resume", "--steps", "20"]) == 0
+    assert json.loads((base / "latest.json").read_text())["step"] == 20
+    assert (base / "samples_final_cond.png").is_file() and (base / "samples_final_uncond.png").is_file()
+
+    bundle = tmp_path / "model.json"
+    assert (
+        export.main(["--fit", str(fit), "--base", str(base), "--out", str(bundle), "--preset", "smoke"]) == 0
+    )
+    pipe = AvatarPipeline.from_bundle(bundle)
+    planes = pipe.sample_planes(0, pipe.latent(0), GenerationSettings(steps=4))
+    assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
+    assert planes.abs().max() <= 1.0
