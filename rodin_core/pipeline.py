@@ -170,6 +170,7 @@ class AvatarPipeline:
             settings.upsampler_steps,
             _stage(progress, "upsampling"),
             cancel,
+            residual=bool(self.config["upsampler"].get("residual", False)),
         )
         return denormalize(roll_in(hi.cpu()), self.up_mean, self.up_std)
 

@@ -60,11 +60,17 @@ def sample_upsampled(
     steps: int = 10,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
+    residual: bool = True,
 ) -> torch.Tensor:
-    """Normalised high-resolution rolled-out tri-planes given the upsampled low-resolution ones (same shape)."""
+    """Normalised high-resolution rolled-out tri-planes given the upsampled low-resolution ones (same shape).
+
+    With `residual` the x0-predicting UNet outputs the correction to the condition (x0 = cond + output), so
+    an untrained upsampler starts out as exactly bilinear upsampling and training only has to add detail.
+    """
     noise = torch.randn(cond.shape, generator=generator).to(cond.device)
 
     def model_fn(x, t):
-        return unet(x, t, cond=cond)
+        out = unet(x, t, cond=cond)
+        return cond + out if residual else out
 
     return make_sampler(sampler, schedule, steps).sample(model_fn, noise, generator, progress, cancel)

@@ -60,6 +60,7 @@ def random_bundle(path: Path, resolution: int = 16, with_upsampler: bool = False
             "resolution": 2 * resolution,
             "unet": up.to_dict(),
             "schedule": ScheduleConfig(prediction="x0").to_dict(),
+            "residual": True,
         }
     save_bundle(path, config, tensors)
     return path

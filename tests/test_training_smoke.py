@@ -30,7 +30,7 @@ def dataset(tmp_path_factory):
 
 
 def test_fit_base_export_sample(dataset, tmp_path, capsys):
-    from training import export, fit_triplanes, train_base
+    from training import export, fit_triplanes, train_base, train_upsampler
 
     fit = tmp_path / "fit"
     args = ["--data", str(dataset), "--out", str(fit), "--preset", "smoke", "--threads", "2"]
@@ -53,11 +53,29 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert json.loads((base / "latest.json").read_text())["step"] == 20
     assert (base / "samples_final_cond.png").is_file() and (base / "samples_final_uncond.png").is_file()
 
+    up = tmp_path / "up"
+    uargs = ["--fit", str(fit), "--base", str(base), "--out", str(up), "--preset", "smoke", "--threads", "2"]
+    assert train_upsampler.main([*uargs, "--eval-limit", "1"]) == 0
+    assert "project's image encoder" in capsys.readouterr().out  # the log names the perceptual network
+    up_report = json.loads((up / "report.json").read_text())
+    assert set(up_report["mean"]) == {"gt_diffusion", "gt_bilinear", "sample_diffusion", "sample_bilinear"}
+    assert (up / "comparison.png").is_file()
+
     bundle = tmp_path / "model.json"
-    assert (
-        export.main(["--fit", str(fit), "--base", str(base), "--out", str(bundle), "--preset", "smoke"]) == 0
-    )
+    exp = [
+        "--fit",
+        str(fit),
+        "--base",
+        str(base),
+        "--upsampler",
+        str(up),
+        "--out",
+        str(bundle),
+        "--preset",
+        "smoke",
+    ]
+    assert export.main(exp) == 0
     pipe = AvatarPipeline.from_bundle(bundle)
-    planes = pipe.sample_planes(0, pipe.latent(0), GenerationSettings(steps=4))
+    planes = pipe.sample_planes(0, pipe.latent(0), GenerationSettings(steps=4, upsampler_steps=2))
     assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
     assert planes.abs().max() <= 1.0

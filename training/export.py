@@ -39,7 +39,7 @@ def build_bundle(
     if upsampler is not None:
         up_cfg = read_json(upsampler / "upsampler" / "upsampler.json", "upsampler config")
         tensors.update(load_tensors(upsampler / "upsampler" / "upsampler.safetensors", "upsampler weights"))
-        config["upsampler"] = {k: up_cfg[k] for k in ("resolution", "unet", "schedule")}
+        config["upsampler"] = {k: up_cfg[k] for k in ("resolution", "unet", "schedule", "residual")}
         config["made_by"]["upsampler_steps"] = up_cfg["steps"]
     return config, tensors
 
