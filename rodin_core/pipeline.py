@@ -230,10 +230,12 @@ class AvatarPipeline:
         settings: GenerationSettings | None = None,
         progress: Progress | None = None,
         cancel=None,
+        variation: int = 0,
         **overrides,
     ) -> Avatar:
         """One avatar. Keyword overrides (guidance=, steps=, sampler=, mesh_resolution=, texture_size=,
-        max_faces=) change the default settings."""
+        max_faces=) change the default settings. `variation` > 0 keeps the seed's latent code (its identity)
+        and draws different diffusion noise: variations of one avatar."""
         settings = settings or GenerationSettings()
         if overrides:
             settings = GenerationSettings(**{**settings.__dict__, **overrides})
@@ -242,11 +244,12 @@ class AvatarPipeline:
         t = time.perf_counter()
         _report(progress, "latent", 0, 1)
         z = self.latent(seed, image=image, text=text)
-        planes = self.sample_planes(seed, z, settings, progress, cancel)
+        planes = self.sample_planes(seed + 7919 * variation if variation else seed, z, settings, progress, cancel)
         timings["diffusion"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
         avatar.metadata = {
             "seed": int(seed),
+            "variation": int(variation),
             "conditioning": "image" if image is not None else ("text" if text else "none"),
             "image": str(image) if isinstance(image, (str, Path)) else None,
             "text": text,

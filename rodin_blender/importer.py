@@ -1,0 +1,75 @@
+"""Avatar (rodin_core) -> Blender mesh object with UVs, a packed baked texture and a material."""
+
+from __future__ import annotations
+
+import json
+
+import bpy
+import numpy as np
+
+COLLECTION = "Rodin Avatars"
+
+
+def avatar_collection(scene: bpy.types.Scene) -> bpy.types.Collection:
+    coll = bpy.data.collections.get(COLLECTION)
+    if coll is None:
+        coll = bpy.data.collections.new(COLLECTION)
+    if coll.name not in scene.collection.children:
+        scene.collection.children.link(coll)
+    return coll
+
+
+def texture_image(name: str, texture: np.ndarray) -> bpy.types.Image:
+    """A packed sRGB image from an (H, W, 3) uint8 array whose row 0 is the top."""
+    h, w, _ = texture.shape
+    image = bpy.data.images.new(name, w, h, alpha=False)
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = texture[::-1].astype(np.float32) / 255.0  # Blender stores rows bottom-up
+    image.pixels.foreach_set(rgba.ravel())
+    image.colorspace_settings.name = "sRGB"
+    image.file_format = "PNG"
+    image.pack()  # the .blend carries the texture with it
+    return image
+
+
+def avatar_material(name: str, image: bpy.types.Image | None) -> bpy.types.Material:
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Roughness"].default_value = 0.6
+    if image is not None:
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.image = image
+        tex.location = (-400, 250)
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    else:
+        attr = nodes.new("ShaderNodeAttribute")
+        attr.attribute_name = "Col"
+        attr.location = (-400, 250)
+        links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def avatar_to_object(avatar, name: str, scene: bpy.types.Scene, location=(0.0, 0.0, 0.0)) -> bpy.types.Object:
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(avatar.vertices.astype(np.float64), [], avatar.faces.astype(np.int64))
+    if avatar.uvs is not None:
+        uv = mesh.uv_layers.new(name="UVMap")
+        uv.data.foreach_set("uv", avatar.uvs.astype(np.float32).ravel())
+    if avatar.vertex_colors is not None:
+        col = mesh.color_attributes.new("Col", "FLOAT_COLOR", "POINT")
+        rgba = np.ones((len(avatar.vertices), 4), np.float32)
+        rgba[:, :3] = avatar.vertex_colors
+        col.data.foreach_set("color", rgba.ravel())
+    mesh.validate()
+    mesh.shade_smooth()
+    image = texture_image(f"{name}_albedo", avatar.texture) if avatar.texture is not None else None
+    mesh.materials.append(avatar_material(f"{name}_material", image))
+    obj = bpy.data.objects.new(name, mesh)
+    obj.location = location
+    avatar_collection(scene).objects.link(obj)
+    meta = avatar.metadata or {}
+    obj["rodin_seed"] = int(meta.get("seed", 0))
+    obj["rodin_metadata"] = json.dumps(meta)
+    return obj

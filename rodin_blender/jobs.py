@@ -1,0 +1,123 @@
+"""Generation off Blender's main thread.
+
+A GenerationJob runs the pipeline in a worker thread and leaves finished avatars in a queue; the main thread
+(a bpy.app.timers callback, see operators.py) takes them out and builds the Blender objects, because bpy must
+only be touched from the main thread. Cancel sets an event the samplers check at every step.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import traceback
+from dataclasses import dataclass, field
+
+_PIPELINES: dict[tuple[str, str], object] = {}
+_LOCK = threading.Lock()
+
+STAGE_SPAN = {  # share of one avatar's progress bar per stage
+    "latent": (0.0, 0.02),
+    "base diffusion": (0.02, 0.45),
+    "upsampling": (0.45, 0.6),
+    "mesh": (0.6, 0.75),
+    "texture": (0.75, 0.98),
+    "done": (0.98, 1.0),
+}
+
+
+def get_pipeline(weights: str | None, device: str, threads: int = 0):
+    """The pipeline for these weights on this device, loaded once per Blender session."""
+    import torch
+
+    from rodin_core.pipeline import AvatarPipeline
+
+    if threads:
+        torch.set_num_threads(threads)
+    key = (weights or "", device)
+    with _LOCK:
+        if key not in _PIPELINES:
+            _PIPELINES[key] = AvatarPipeline.from_bundle(weights or None, device=device.lower())
+        return _PIPELINES[key]
+
+
+@dataclass
+class Request:
+    seeds: list[int]
+    settings: dict
+    image: str | None = None
+    variation: int = 0
+    weights: str | None = None
+    device: str = "CPU"
+    threads: int = 0
+    preview_dir: str | None = None
+
+
+@dataclass
+class Result:
+    index: int
+    seed: int
+    avatar: object
+    preview: str | None
+
+
+@dataclass
+class GenerationJob:
+    request: Request
+    cancel: threading.Event = field(default_factory=threading.Event)
+    results: queue.Queue = field(default_factory=queue.Queue)
+    stage: str = "loading model"
+    fraction: float = 0.0
+    error: str | None = None
+    cancelled: bool = False
+    done: bool = False
+
+    def start(self) -> GenerationJob:
+        threading.Thread(target=self.run, name="rodin-generate", daemon=True).start()
+        return self
+
+    def run(self) -> None:
+        try:
+            from rodin_core.pipeline import GenerationSettings
+            from rodin_core.samplers import GenerationCancelled
+
+            req = self.request
+            try:
+                pipe = get_pipeline(req.weights, req.device, req.threads)
+                settings = GenerationSettings(**req.settings)
+                n = len(req.seeds)
+                for i, seed in enumerate(req.seeds):
+
+                    def progress(stage, done, total, i=i):
+                        lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
+                        self.stage = f"avatar {i + 1}/{n}: {stage}"
+                        self.fraction = (i + lo + (hi - lo) * done / max(total, 1)) / n
+
+                    avatar = pipe.generate(
+                        seed=seed,
+                        image=req.image,
+                        settings=settings,
+                        progress=progress,
+                        cancel=self.cancel,
+                        variation=req.variation + i if req.variation else 0,
+                    )
+                    self.results.put(Result(i, seed, avatar, self._preview(pipe, avatar, seed)))
+            except GenerationCancelled:
+                self.cancelled = True
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the UI as a message
+            self.error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        finally:
+            self.done = True
+
+    def _preview(self, pipe, avatar, seed: int) -> str | None:
+        if not self.request.preview_dir:
+            return None
+        from PIL import Image
+
+        from rodin_core.preview import grid
+
+        views = pipe.render(avatar.planes, azimuths=(0.0, 40.0), elevation=10.0, size=128)
+        path = os.path.join(self.request.preview_dir, f"preview_seed{seed}.png")
+        Image.fromarray(grid(views, columns=2)).save(path)
+        return path

@@ -1,0 +1,44 @@
+"""Scene settings of the Rodin panel and the state of the running generation."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+SAMPLER_ITEMS = [
+    ("dpmpp_2m", "DPM-Solver++ (2M)", "Fast: good results in ~20 steps"),
+    ("ddim", "DDIM", "Deterministic, needs more steps"),
+    ("ddpm", "DDPM", "Ancestral sampling, needs hundreds of steps"),
+]
+
+
+class RodinSettings(bpy.types.PropertyGroup):
+    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same avatar")
+    count: IntProperty(name="Avatars", default=1, min=1, max=64, description="How many (consecutive seeds)")
+    spacing: FloatProperty(
+        name="Spacing", default=0.6, min=0.0, unit="LENGTH", description="Gap between avatars"
+    )
+    sampler: EnumProperty(name="Sampler", items=SAMPLER_ITEMS, default="dpmpp_2m")
+    steps: IntProperty(name="Steps", default=20, min=1, max=1000)
+    guidance: FloatProperty(
+        name="Guidance", default=2.0, min=0.0, max=20.0, description="Classifier-free guidance"
+    )
+    conditioning: EnumProperty(
+        name="Condition",
+        items=[
+            ("NONE", "None", "Sample freely from the model"),
+            ("IMAGE", "Image", "Follow a frontal portrait image"),
+        ],
+        default="NONE",
+    )
+    image_path: StringProperty(name="Image", subtype="FILE_PATH", description="A frontal portrait (PNG/JPG)")
+    mesh_resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)
+    texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
+    max_faces: IntProperty(name="Face budget", default=60000, min=0, description="0 = no decimation")
+    # Runtime state (not saved as settings the user edits).
+    running: BoolProperty(default=False, options={"SKIP_SAVE"})
+    progress: FloatProperty(
+        name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"}
+    )
+    stage: StringProperty(default="", options={"SKIP_SAVE"})
+    preview_path: StringProperty(default="", options={"SKIP_SAVE"})
