@@ -34,6 +34,7 @@ def build_bundle(
         "upsampler": None,
         "mesh": {"threshold": threshold},
         "made_by": {"commit": git_commit(), "preset": preset, "base_steps": base_cfg["steps"]},
+        "train_ids": base_cfg["train_ids"],
         "holdout_ids": base_cfg["holdout_ids"],
     }
     if upsampler is not None:

@@ -1,4 +1,4 @@
-"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> attribute classifier -> export.
+"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> export.
 
     python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
 
@@ -31,7 +31,7 @@ PRESETS = {
     "paper": PipelinePreset(avatars=20000, views=64, resolution=512),
 }
 
-STAGES = ("render", "fit", "base", "upsampler", "classifier", "export")
+STAGES = ("render", "fit", "base", "upsampler", "export")
 
 
 def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict[str, list[str]]:
@@ -82,24 +82,31 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             py,
             "-m",
             "training.train_upsampler",
-            "--fitted",
-            str(fit / "fitted"),
+            "--fit",
+            str(fit),
+            "--base",
+            str(work / "base"),
             "--out",
             str(work / "upsampler"),
             "--preset",
             preset_name,
             "--resume",
         ],
-        "classifier": [
+        "export": [
             py,
             "-m",
-            "training.train_attribute_classifier",
-            "--data",
-            str(data),
+            "training.export",
+            "--fit",
+            str(fit),
+            "--base",
+            str(work / "base"),
+            "--upsampler",
+            str(work / "upsampler"),
             "--out",
-            str(work / "classifier"),
+            str(work / "bundle" / f"rodin_{preset_name}.json"),
+            "--preset",
+            preset_name,
         ],
-        "export": [py, "-m", "training.export", "--work", str(work), "--preset", preset_name],
     }
 
 
@@ -129,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help=f"comma-separated subset of stages: {','.join(STAGES)}")
     parser.add_argument("--from", dest="start", default=None, help="start at this stage")
     parser.add_argument("--dry-run", action="store_true", help="print the stage commands and exit")
+    parser.add_argument(
+        "--embed",
+        action="store_true",
+        help="copy the exported bundle into rodin_core/weights/ (the embedded model)",
+    )
     args = parser.parse_args(argv)
 
     preset = PRESETS[args.preset]
@@ -149,6 +161,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             return result.returncode
         print(f"[pipeline] stage {stage} done in {time.time() - started:.0f} s", flush=True)
+    if args.embed and not args.dry_run:
+        import shutil
+
+        bundle = work / "bundle" / f"rodin_{args.preset}.json"
+        target = Path(__file__).resolve().parent.parent / "rodin_core" / "weights"
+        target.mkdir(exist_ok=True)
+        for suffix in (".json", ".safetensors"):
+            shutil.copy2(bundle.with_suffix(suffix), target / f"rodin_tiny{suffix}")
+        print(f"[pipeline] embedded {bundle} as {target / 'rodin_tiny.json'}")
     return 0
 
 

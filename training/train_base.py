@@ -28,7 +28,7 @@ from tqdm import tqdm
 from rodin_core.cameras import Cameras
 from rodin_core.data import DatasetError, load_record, rgba_to_target
 from rodin_core.encoder import EncoderConfig, ImageEncoder
-from rodin_core.io_utils import save_tensors_atomic, write_json_atomic
+from rodin_core.io_utils import read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.preview import grid, render_image
 from rodin_core.prior import LatentPrior, PriorConfig
 from rodin_core.sampling import sample_base, sample_latents
@@ -191,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     schedule = NoiseSchedule(cfg.schedule)
     ckpt = Checkpointer(out, "latest")
     step = 0
+    if args.resume and (out / "base" / "base.json").is_file():
+        done = read_json(out / "base" / "base.json", "base model config")["steps"]
+        if done >= cfg.steps:
+            print(f"{out} is complete ({done} steps, base/ written); nothing to do", flush=True)
+            cleanup_distributed()
+            return 0
     if args.resume and ckpt.exists():
         step = int(ckpt.load({"model": model, "ema": ema.shadow}, {"optim": optim})["step"])
         if info.is_main:

@@ -205,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     schedule = NoiseSchedule(cfg.schedule)
     ckpt = Checkpointer(out, "latest")
     step = 0
+    if args.resume and (out / "report.json").is_file() and (out / "upsampler" / "upsampler.json").is_file():
+        done = read_json(out / "upsampler" / "upsampler.json", "upsampler config")["steps"]
+        if done >= cfg.steps:
+            print(f"{out} is complete ({done} steps, report.json written); nothing to do", flush=True)
+            cleanup_distributed()
+            return 0
     if args.resume and ckpt.exists():
         step = int(ckpt.load({"unet": unet, "ema": ema.shadow}, {"optim": optim})["step"])
         if info.is_main:
@@ -322,7 +328,9 @@ def evaluate(
         rec = records[i]
         cond = roll_out(cond_all[i : i + 1])
         up = denormalize(
-            roll_in(sample_upsampled(unet, schedule, cond, gen, steps=cfg.eval_steps, residual=cfg.residual)), mean, std
+            roll_in(sample_upsampled(unet, schedule, cond, gen, steps=cfg.eval_steps, residual=cfg.residual)),
+            mean,
+            std,
         )[0]
         bil = denormalize(roll_in(cond), mean, std)[0]
         low = resample(denormalize(x_all[i : i + 1], mean, std), lo_res)[0]
@@ -333,7 +341,11 @@ def evaluate(
         sample_planes = denormalize(roll_in(sample), base_mean, base_std)
         s_cond = roll_out(normalize(make_condition(sample_planes, hi_res), mean, std))
         s_up = denormalize(
-            roll_in(sample_upsampled(unet, schedule, s_cond, gen, steps=cfg.eval_steps, residual=cfg.residual)), mean, std
+            roll_in(
+                sample_upsampled(unet, schedule, s_cond, gen, steps=cfg.eval_steps, residual=cfg.residual)
+            ),
+            mean,
+            std,
         )[0]
         s_bil = denormalize(roll_in(s_cond), mean, std)[0]
         row = {"id": ids[i]}
