@@ -247,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                 out / "progress.json", {"step": step, "loss": running, "seconds": time.time() - started}
             )
         if info.is_main and step % cfg.sample_every == 0 and step < cfg.steps:
+            # Kept for evaluation: the metrics are shown to move with training (training/evaluate.py).
+            snapshot = {f"unet.{k}": v for k, v in ema.shadow.unet.state_dict().items()}
+            snapshot.update({f"encoder.{k}": v for k, v in ema.shadow.encoder.state_dict().items()})
+            save_tensors_atomic(out / "snapshots" / f"ema_step{step:06d}.safetensors", snapshot)
             write_sample_grid(
                 out / f"samples_step{step:06d}",
                 ema.shadow,
@@ -294,7 +298,7 @@ def train_prior(
         z = torch.cat([encoder(images), encoder(images.flip(-1))])
     optim = torch.optim.AdamW(prior.parameters(), lr=cfg.prior_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
-    for step in tqdm(range(cfg.prior_steps), desc="prior", dynamic_ncols=True):
+    for step in tqdm(range(cfg.prior_steps), desc="prior", dynamic_ncols=True, disable=None):
         z0 = z[torch.randint(len(z), (cfg.prior_batch,), generator=gen)]
         t = torch.randint(schedule.num_steps, (len(z0),), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)

@@ -1,0 +1,256 @@
+"""Generation quality without any downloaded network.
+
+    python -m training.evaluate --weights rodin_core/weights/rodin_tiny.json --data data/tiny \
+        --classifier runs/tiny/classifier --fit runs/tiny/fit \
+        --snapshot runs/tiny/base/snapshots/ema_step001000.safetensors --out docs/evaluation
+
+Shape: COV, MMD and 1-NNA (PointFlow protocol) over Chamfer distances of 2048-point surface samples, between
+generated meshes and the held-out avatars' ground-truth meshes (as many generated as there are references).
+Attributes: the attribute classifier (training/attribute_classifier.py) applied to frontal renders of
+generated avatars: for image-conditioned samples, agreement with the conditioning avatar's attributes (next
+to the classifier's own accuracy on the real views, and the chance rate of unconditional samples); for
+unconditional samples, the total-variation distance of each family's distribution to the data's.
+With --snapshot an earlier base checkpoint is evaluated in the same report (a second data point).
+Writes OUT/evaluation.json and OUT/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+from PIL import Image
+
+from blender_scenes.attributes import FAMILIES
+from rodin_core.cameras import Cameras
+from rodin_core.data import load_record, rgba_to_target
+from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
+from rodin_core.mesh import MeshConfig, extract_mesh
+from rodin_core.pipeline import AvatarPipeline, GenerationSettings
+from rodin_core.preview import grid, render_image
+from training.attribute_classifier import labels, load_classifier
+from training.fit_report import load_fitted
+
+POINTS = 2048
+
+
+def surface_points(verts: np.ndarray, faces: np.ndarray, seed: int) -> torch.Tensor:
+    pts, _ = trimesh.sample.sample_surface(trimesh.Trimesh(verts, faces, process=False), POINTS, seed=seed)
+    return torch.from_numpy(np.asarray(pts, np.float32))
+
+
+def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
+    d = torch.cdist(a, b).pow(2)
+    return float(d.min(1).values.mean() + d.min(0).values.mean())
+
+
+def pairwise(xs: list[torch.Tensor], ys: list[torch.Tensor]) -> torch.Tensor:
+    return torch.tensor([[chamfer(x, y) for y in ys] for x in xs])
+
+
+def shape_metrics(gen: list[torch.Tensor], ref: list[torch.Tensor]) -> dict[str, float]:
+    """COV, MMD and 1-NNA (Yang et al. 2019, PointFlow) with Chamfer distance."""
+    d_gr = pairwise(gen, ref)
+    cov = len(set(d_gr.argmin(1).tolist())) / len(ref)  # references that are some sample's nearest
+    mmd = float(d_gr.min(0).values.mean())
+    d_gg, d_rr = pairwise(gen, gen), pairwise(ref, ref)
+    n, m = len(gen), len(ref)
+    full = torch.zeros(n + m, n + m)
+    full[:n, :n], full[:n, n:], full[n:, :n], full[n:, n:] = d_gg, d_gr, d_gr.T, d_rr
+    full.fill_diagonal_(float("inf"))
+    nearest = full.argmin(1)
+    is_gen = torch.arange(n + m) < n
+    correct = (is_gen == is_gen[nearest]).float().mean().item()
+    return {"COV": cov, "MMD": mmd, "1-NNA": correct}
+
+
+def mesh_points(pipe: AvatarPipeline, planes: torch.Tensor, resolution: int, seed: int) -> torch.Tensor:
+    field = pipe.field(planes)
+    verts, faces = extract_mesh(
+        lambda p: field.density(p[None])[0], MeshConfig(resolution=resolution, threshold=pipe.threshold)
+    )
+    return surface_points(verts, faces, seed)
+
+
+def with_snapshot(pipe: AvatarPipeline, snapshot: Path, prior_steps: int, data: Path) -> AvatarPipeline:
+    """The same pipeline with an earlier base checkpoint and a latent prior refitted to its encoder."""
+    from training.train_base import BaseConfig, frontal_images, train_prior
+
+    early = copy.deepcopy(pipe)
+    tensors = load_tensors(snapshot, "base snapshot")
+    if any(k.startswith("ema.") for k in tensors):  # a full training checkpoint: take its EMA weights
+        tensors = unprefixed(tensors, "ema")
+    early.unet.load_state_dict(unprefixed(tensors, "unet"))
+    early.encoder.load_state_dict(unprefixed(tensors, "encoder"))
+    images = frontal_images(data, pipe.config["train_ids"], early.encoder.config.image_size)
+    cfg = BaseConfig(prior=early.prior.config, prior_steps=prior_steps)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        early.prior = train_prior(early.encoder, images, early.schedule, cfg, Path(tmp))
+    return early
+
+
+def frontal(pipe, planes, size=64) -> torch.Tensor:
+    return render_image(planes[0], pipe.decoder, Cameras.orbit([0.0], 0.0, size), 0)["rgb"]
+
+
+def evaluate_model(pipe, name, holdout, data, classifier, ref_points, settings, resolution, data_dist):
+    n = len(holdout)
+    gen_points, uncond_imgs, cond_imgs = [], [], []
+    for i in range(n):
+        planes = pipe.sample_planes(10_000 + i, pipe.latent(10_000 + i), settings)
+        gen_points.append(mesh_points(pipe, planes, resolution, i))
+        uncond_imgs.append(frontal(pipe, planes))
+    for i, hid in enumerate(holdout):
+        rec = load_record(data / hid, use_depth=False)
+        image = rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
+        z = pipe.encoder(image.permute(2, 0, 1)[None])
+        cond_imgs.append(frontal(pipe, pipe.sample_planes(20_000 + i, z, settings)))
+    shape = shape_metrics(gen_points, ref_points)
+    truth = [labels(data / h) for h in holdout]
+    cond_pred = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
+    uncond_pred = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
+    agree, chance, tv = {}, {}, {}
+    for fam, values in FAMILIES.items():
+        agree[fam] = float(np.mean([p[fam] == values[t[fam]] for p, t in zip(cond_pred, truth)]))
+        chance[fam] = float(np.mean([p[fam] == values[t[fam]] for p, t in zip(uncond_pred, truth)]))
+        gen_dist = np.array([sum(p[fam] == v for p in uncond_pred) for v in values], float) / len(uncond_pred)
+        tv[fam] = float(0.5 * np.abs(gen_dist - data_dist[fam]).sum())
+    return (
+        {
+            "name": name,
+            "shape": shape,
+            "attribute_agreement_conditioned": agree,
+            "attribute_agreement_conditioned_mean": float(np.mean(list(agree.values()))),
+            "attribute_chance_unconditioned": chance,
+            "attribute_chance_unconditioned_mean": float(np.mean(list(chance.values()))),
+            "attribute_tv_unconditioned": tv,
+            "attribute_tv_unconditioned_mean": float(np.mean(list(tv.values()))),
+        },
+        uncond_imgs,
+        cond_imgs,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--weights", help="bundle .json (default: the embedded model)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--classifier", required=True, help="folder written by training.attribute_classifier")
+    p.add_argument("--fit", help="fit run folder: adds the Chamfer distance of meshes from fitted tri-planes")
+    p.add_argument("--snapshot", help="an earlier base EMA snapshot to evaluate alongside")
+    p.add_argument("--out", required=True)
+    p.add_argument("--mesh-resolution", type=int, default=96)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = AvatarPipeline.from_bundle(args.weights)
+    holdout = pipe.config["holdout_ids"]
+    classifier = load_classifier(Path(args.classifier))
+    cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
+    ref_points = []
+    for i, hid in enumerate(holdout):
+        gt = trimesh.load(data / hid / "mesh.ply", force="mesh")
+        ref_points.append(surface_points(np.asarray(gt.vertices), np.asarray(gt.faces), 1000 + i))
+    train_labels = [labels(data / t) for t in pipe.config["train_ids"]]
+    data_dist = {
+        fam: np.bincount([lab[fam] for lab in train_labels], minlength=len(v)) / len(train_labels)
+        for fam, v in FAMILIES.items()
+    }
+    settings = GenerationSettings(steps=args.steps)
+    report = {
+        "holdout": len(holdout),
+        "points": POINTS,
+        "mesh_resolution": args.mesh_resolution,
+        "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
+        "models": [],
+    }
+    if args.fit:
+        meta, planes, _ = load_fitted(Path(args.fit) / "fitted")
+        index = {name: i for i, name in enumerate(meta["ids"])}
+        dists = [
+            chamfer(mesh_points(pipe, planes[index[h]][None], 128, i), ref_points[i])
+            for i, h in enumerate(holdout)
+        ]
+        report["fitted_mesh_chamfer"] = {"mean": float(np.mean(dists)), "max": float(np.max(dists))}
+        print(
+            f"fitted tri-plane meshes vs ground truth: Chamfer mean {np.mean(dists):.5f}, max {np.max(dists):.5f}"
+        )
+    variants = [("final", pipe)]
+    if args.snapshot:
+        variants.insert(
+            0, (f"early ({Path(args.snapshot).stem})", with_snapshot(pipe, Path(args.snapshot), 1500, data))
+        )
+    for name, model in variants:
+        result, uncond, cond = evaluate_model(
+            model, name, holdout, data, classifier, ref_points, settings, args.mesh_resolution, data_dist
+        )
+        report["models"].append(result)
+        print(
+            f"{name}: {result['shape']}, conditioned attribute agreement "
+            f"{result['attribute_agreement_conditioned_mean']:.3f} (chance "
+            f"{result['attribute_chance_unconditioned_mean']:.3f})",
+            flush=True,
+        )
+        if name == "final":
+            Image.fromarray(grid(uncond[:16], columns=8)).save(out / "unconditional_nerf.png")
+    write_json_atomic(out / "evaluation.json", report)
+    (out / "evaluation.md").write_text(markdown(report))
+    return 0
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Evaluation of the embedded model",
+        "",
+        f"{report['holdout']} held-out avatars; {report['points']}-point surface samples; Chamfer = mean squared "
+        "nearest-neighbour distance both ways, in scene units (1 unit = 0.25 m).",
+        "",
+        "| model | COV (higher) | MMD (lower) | 1-NNA (50% ideal) | attr. agreement, image-conditioned | "
+        "chance (unconditional) | attr. TV to data (lower) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in report["models"]:
+        s = m["shape"]
+        lines.append(
+            f"| {m['name']} | {s['COV']:.1%} | {s['MMD']:.5f} | {s['1-NNA']:.1%} | "
+            f"{m['attribute_agreement_conditioned_mean']:.1%} | {m['attribute_chance_unconditioned_mean']:.1%} | "
+            f"{m['attribute_tv_unconditioned_mean']:.3f} |"
+        )
+    if "fitted_mesh_chamfer" in report:
+        f = report["fitted_mesh_chamfer"]
+        lines += [
+            "",
+            f"Meshes from the fitted tri-planes of the same avatars: Chamfer mean {f['mean']:.5f}, "
+            f"max {f['max']:.5f}.",
+        ]
+    lines += [
+        "",
+        "Per attribute family (final model):",
+        "",
+        "| family | classifier on real views | agreement, conditioned | chance | TV |",
+        "|---|---|---|---|---|",
+    ]
+    final = report["models"][-1]
+    for fam in FAMILIES:
+        lines.append(
+            f"| {fam} | {report['classifier_accuracy_on_real_frontal_views'][fam]:.0%} | "
+            f"{final['attribute_agreement_conditioned'][fam]:.0%} | {final['attribute_chance_unconditioned'][fam]:.0%} | "
+            f"{final['attribute_tv_unconditioned'][fam]:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
