@@ -197,8 +197,8 @@ def build(platform: str, out: Path, weights: Path, wheels_from: Path | None) -> 
     wheels = staging / "wheels"
     wheels.mkdir(parents=True)
     stage_addon(staging)
+    core = build_core_wheel(wheels, weights, work)  # first: a missing bundle is the commonest problem
     deps = collect_dependencies(wheels, platform, wheels_from)
-    core = build_core_wheel(wheels, weights, work)
     write_manifest(staging, [*deps, core], platform)
     out.mkdir(parents=True, exist_ok=True)
     version = tomllib.loads((ROOT / "blender_manifest.toml").read_text())["version"]

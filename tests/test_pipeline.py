@@ -114,3 +114,51 @@ def test_image_conditioning_changes_the_latent(bundle, tmp_path):
     za, zb = pipe.encode_image(red), pipe.encode_image(blue)
     assert za.shape == (1, 16)
     assert not torch.allclose(za, zb)
+
+
+def test_cli_explains_bad_input(bundle, tmp_path, capsys):
+    from rodin_core.cli import build_parser, main
+
+    assert main(["generate", "--weights", str(tmp_path / "none.json")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["generate", "--weights", str(bundle), "--steps", "0"]) == 2
+    assert "steps must be between" in capsys.readouterr().err
+    assert (
+        main(["generate", "--weights", str(bundle), "--image", str(tmp_path / "no.png"), "--steps", "2"]) == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["info", "--weights", str(bundle)]) == 0
+    assert "parameters" in capsys.readouterr().out
+    help_text = build_parser().format_help()
+    assert "rodin generate --seed 7" in help_text and "metres" in help_text
+
+
+def test_build_addon_refuses_a_missing_bundle(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "build_addon", Path(__file__).parent.parent / "build_addon.py"
+    )
+    build_addon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_addon)
+    with pytest.raises(build_addon.BuildError, match="not found"):
+        build_addon.build_core_wheel(tmp_path, tmp_path / "missing.json", tmp_path)
+    with pytest.raises(build_addon.BuildError, match="no wheel for torch"):
+        build_addon.collect_dependencies(tmp_path, "windows-x64", tmp_path)
+    assert (
+        build_addon.main(
+            [
+                "--platform",
+                "linux-x64",
+                "--weights",
+                str(tmp_path / "x.json"),
+                "--wheels-from",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "dist"),
+            ]
+        )
+        == 1
+    )
+    assert "error:" in capsys.readouterr().err

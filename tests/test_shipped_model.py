@@ -1,0 +1,45 @@
+"""The embedded model as users get it: load, generate on the CPU, check the avatar is plausible."""
+
+import numpy as np
+import pytest
+import trimesh
+
+from rodin_core.bundle import DEFAULT_BUNDLE, load_bundle
+from rodin_core.pipeline import AvatarPipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    pipe = AvatarPipeline.from_bundle()
+    return pipe.generate(seed=7, steps=20, mesh_resolution=96, texture_size=512)
+
+
+def test_bundle_is_small_and_says_where_it_came_from():
+    config, _ = load_bundle()
+    assert DEFAULT_BUNDLE.with_suffix(".safetensors").stat().st_size < 50 * 2**20
+    assert config["made_by"]["preset"] == "tiny" and config["made_by"]["commit"] != "unknown"
+    assert config["upsampler"] is not None
+
+
+def test_generated_avatar_is_one_head_sized_textured_component(avatar):
+    mesh = trimesh.Trimesh(avatar.vertices, avatar.faces, process=True)
+    parts = mesh.split(only_watertight=False)
+    largest = max(len(p.faces) for p in parts)
+    assert largest > 0.9 * len(mesh.faces)  # one main body, no sizeable floaters
+    extent = mesh.bounds[1] - mesh.bounds[0]
+    assert 0.15 < extent.max() < 0.55  # head and shoulders: 15-55 cm
+    assert extent[2] > 0.5 * extent.max()  # standing up (Z is up), not a flat sheet
+    assert np.abs(mesh.centroid[:2]).max() < 0.1  # centred in x and y
+    texture = avatar.texture.reshape(-1, 3).astype(float)
+    assert texture.std(axis=0).mean() > 10  # not flat
+    assert avatar.uvs.shape == (len(avatar.faces), 3, 2)
+    assert avatar.metadata["seed"] == 7 and avatar.metadata["model"]["preset"] == "tiny"
+
+
+def test_same_seed_same_avatar():
+    pipe = AvatarPipeline.from_bundle()
+    a = pipe.sample_planes(3, pipe.latent(3))
+    b = pipe.sample_planes(3, pipe.latent(3))
+    assert (a == b).all()
