@@ -33,6 +33,7 @@ from .prior import LatentPrior, PriorConfig
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
+from .text import TextConfig, TextEncoder, Vocabulary, batch_ids
 from .texture import bake_texture, vertex_colors
 from .triplane import denormalize, normalize, resample, roll_in, roll_out
 from .unet import TriplaneUNet, UNetConfig
@@ -92,6 +93,13 @@ class AvatarPipeline:
             self.upsampler = TriplaneUNet(UNetConfig(**_tuples(up["unet"])))
             load_module(self.upsampler, tensors, "upsampler", source)
             self.up_mean, self.up_std = tensors["stats_hi.mean"], tensors["stats_hi.std"]
+        self.text_encoder, self.vocab = None, None
+        text = config.get("text")
+        if text:
+            self.vocab = Vocabulary(text["vocab"])
+            self.text_encoder = TextEncoder(TextConfig(**text["config"]), len(self.vocab))
+            load_module(self.text_encoder, tensors, "text", source)
+            self.z_mean = tensors["stats.z_mean"]
         self.final_resolution = (
             self.up_resolution if self.upsampler is not None else int(config["fit_resolution"])
         )
@@ -106,7 +114,9 @@ class AvatarPipeline:
 
     def modules(self) -> list[torch.nn.Module]:
         return [
-            m for m in (self.decoder, self.unet, self.encoder, self.prior, self.upsampler) if m is not None
+            m
+            for m in (self.decoder, self.unet, self.encoder, self.prior, self.upsampler, self.text_encoder)
+            if m is not None
         ]
 
     @property
@@ -121,13 +131,26 @@ class AvatarPipeline:
         return self.encoder(pixels[None].to(self.device))
 
     @torch.no_grad()
+    def encode_text(self, text: str) -> tuple[torch.Tensor, list[str]]:
+        """The latent code of a prompt and the words the model does not know (they are left out)."""
+        if self.text_encoder is None:
+            raise ValueError("this model has no text encoder; condition on an image, or none")
+        ids, unknown = batch_ids(self.vocab, [text], self.text_encoder.config.max_len)
+        if not (ids > 0).any():
+            sample = ", ".join(w for w in self.vocab.tokens if len(w) > 3)[:200]
+            raise ValueError(
+                f"none of the words in {text!r} are known to the model; it knows words like: {sample}"
+            )
+        return self.text_encoder(ids.to(self.device)), unknown[0]
+
+    @torch.no_grad()
     def latent(self, seed: int, image=None, text: str | None = None) -> torch.Tensor:
         if image is not None and text is not None:
             raise ValueError("condition on an image or on a text prompt, not both")
         if image is not None:
             return self.encode_image(image)
         if text is not None:
-            raise ValueError("this model has no text encoder; condition on an image, or none")
+            return self.encode_text(text)[0]
         gen = torch.Generator().manual_seed(_seed(seed, "latent"))
         return sample_latents(self.prior, self.schedule, 1, gen)
 
@@ -157,22 +180,7 @@ class AvatarPipeline:
             cancel,
         )
         planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
-        if self.upsampler is None:
-            return resample(planes, self.final_resolution)
-        cond = roll_out(normalize(resample(planes, self.up_resolution), self.up_mean, self.up_std))
-        gen = torch.Generator().manual_seed(_seed(seed, "upsampler"))
-        hi = sample_upsampled(
-            self.upsampler,
-            self.up_schedule,
-            cond.to(self.device),
-            gen,
-            settings.sampler,
-            settings.upsampler_steps,
-            _stage(progress, "upsampling"),
-            cancel,
-            residual=bool(self.config["upsampler"].get("residual", False)),
-        )
-        return denormalize(roll_in(hi.cpu()), self.up_mean, self.up_std)
+        return self._finish(planes, seed, settings, progress, cancel)
 
     def field(self, planes: torch.Tensor) -> TriplaneField:
         return TriplaneField(planes.to(self.device), self.decoder)
@@ -243,8 +251,14 @@ class AvatarPipeline:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         _report(progress, "latent", 0, 1)
-        z = self.latent(seed, image=image, text=text)
-        planes = self.sample_planes(seed + 7919 * variation if variation else seed, z, settings, progress, cancel)
+        unknown: list[str] = []
+        if text is not None and image is None:
+            z, unknown = self.encode_text(text)
+        else:
+            z = self.latent(seed, image=image, text=text)
+        planes = self.sample_planes(
+            seed + 7919 * variation if variation else seed, z, settings, progress, cancel
+        )
         timings["diffusion"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
         avatar.metadata = {
@@ -253,6 +267,8 @@ class AvatarPipeline:
             "conditioning": "image" if image is not None else ("text" if text else "none"),
             "image": str(image) if isinstance(image, (str, Path)) else None,
             "text": text,
+            "unknown_words": unknown,
+            "latent": [round(float(v), 5) for v in z[0].cpu()],
             "settings": settings.__dict__,
             "model": {"version": self.version, "bundle": self.source, **self.config.get("made_by", {})},
             "rodin_core": __version__,
@@ -262,8 +278,134 @@ class AvatarPipeline:
         avatar.planes = planes
         return avatar
 
+    @torch.no_grad()
+    def edit_latent(
+        self, z: torch.Tensor, text: str | None = None, image=None
+    ) -> tuple[torch.Tensor, list[str]]:
+        """Moves z towards a prompt ("add glasses": the prompt's direction from the mean latent) or an image."""
+        if image is not None:
+            return self.encode_image(image), []
+        if text is None:
+            return z, []
+        target, unknown = self.encode_text(text)
+        moved = z + (target - self.z_mean.to(target))
+        return torch.nn.functional.normalize(moved, dim=-1) * z.shape[-1] ** 0.5, unknown
+
+    @torch.no_grad()
+    def edit_planes(
+        self,
+        planes: torch.Tensor,
+        z: torch.Tensor,
+        seed: int,
+        strength: float = 0.5,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> torch.Tensor:
+        """SDEdit: noise the avatar's base tri-plane to `strength` (0 = unchanged, 1 = resampled) and denoise it
+        towards latent z; identity is kept to the degree the remaining signal carries it."""
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"edit strength must be in (0, 1]; got {strength}")
+        start = max(1, int(round(strength * (self.schedule.num_steps - 1))))
+        x0 = roll_out(normalize(resample(planes.cpu(), self.resolution), self.mean, self.std))
+        gen = torch.Generator().manual_seed(_seed(seed, "base") + 17)
+        noise = torch.randn(x0.shape, generator=gen)
+        x_t = self.schedule.add_noise(x0, noise, torch.tensor([start])).float().to(self.device)
+        steps = max(2, int(round(settings.steps * strength)))
+        rolled = sample_base(
+            self.unet,
+            self.schedule,
+            z,
+            self.resolution,
+            gen,
+            settings.guidance,
+            settings.sampler,
+            steps,
+            _stage(progress, "base diffusion"),
+            cancel,
+            start=start,
+            x_start=x_t,
+        )
+        return self._finish(
+            denormalize(roll_in(rolled.cpu()), self.mean, self.std), seed, settings, progress, cancel
+        )
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        seed_a: int,
+        seed_b: int,
+        count: int,
+        settings: GenerationSettings = GenerationSettings(),
+        z_a: torch.Tensor | None = None,
+        z_b: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Tri-planes of `count` avatars from a to b (ends included): latent codes and initial noise are both
+        interpolated on the sphere, so the ends reproduce the two avatars exactly."""
+        if count < 2:
+            raise ValueError(f"interpolation needs at least 2 avatars (the two ends); got {count}")
+        z_a = self.latent(seed_a) if z_a is None else z_a
+        z_b = self.latent(seed_b) if z_b is None else z_b
+        shape = (1, self.unet.config.channels, self.resolution, 3 * self.resolution)
+        n_a = torch.randn(shape, generator=torch.Generator().manual_seed(_seed(seed_a, "base")))
+        n_b = torch.randn(shape, generator=torch.Generator().manual_seed(_seed(seed_b, "base")))
+        out = []
+        for i in range(count):
+            w = i / (count - 1)
+            z = _slerp(z_a, z_b, w)
+            noise = _slerp(n_a.flatten(1), n_b.flatten(1), w).reshape(shape)
+            seed = seed_a if w < 0.5 else seed_b
+            gen = torch.Generator().manual_seed(_seed(seed, "base"))
+            torch.randn(
+                shape, generator=gen
+            )  # the same generator state as sample_planes after its noise draw
+            rolled = sample_base(
+                self.unet,
+                self.schedule,
+                z,
+                self.resolution,
+                gen,
+                settings.guidance,
+                settings.sampler,
+                settings.steps,
+                x_start=noise.to(self.device),
+            )
+            planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
+            out.append(self._finish(planes, seed, settings, None, None))
+        return out
+
+    def _finish(self, planes, seed, settings, progress, cancel) -> torch.Tensor:
+        """Base-resolution planes -> final resolution (upsampler when the bundle has one)."""
+        if self.upsampler is None:
+            return resample(planes, self.final_resolution)
+        cond = roll_out(normalize(resample(planes, self.up_resolution), self.up_mean, self.up_std))
+        gen = torch.Generator().manual_seed(_seed(seed, "upsampler"))
+        hi = sample_upsampled(
+            self.upsampler,
+            self.up_schedule,
+            cond.to(self.device),
+            gen,
+            settings.sampler,
+            settings.upsampler_steps,
+            _stage(progress, "upsampling"),
+            cancel,
+            residual=bool(self.config["upsampler"].get("residual", False)),
+        )
+        return denormalize(roll_in(hi.cpu()), self.up_mean, self.up_std)
+
     def generate_batch(self, seeds, **kwargs) -> list[Avatar]:
         return [self.generate(seed=s, **kwargs) for s in seeds]
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
+    """Spherical interpolation of row vectors (keeps the norm Gaussian noise and latent codes live on)."""
+    if w == 0.0:
+        return a.clone()
+    if w == 1.0:
+        return b.clone()
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-0.9999, 0.9999)[:, None]
+    omega = torch.arccos(cos)
+    return (torch.sin((1 - w) * omega) * a + torch.sin(w * omega) * b) / torch.sin(omega)
 
 
 def _seed(seed: int, stage: str) -> int:

@@ -22,23 +22,26 @@ class GenerationCancelled(Exception):
     """Raised inside a sampling loop when the caller's cancel event is set."""
 
 
-def timesteps(schedule: NoiseSchedule, steps: int, spacing: str = "linear") -> list[int]:
-    """`steps` strictly decreasing timesteps from T-1 to 0.
+def timesteps(
+    schedule: NoiseSchedule, steps: int, spacing: str = "linear", start: int | None = None
+) -> list[int]:
+    """`steps` strictly decreasing timesteps from `start` (default T-1) to 0.
 
     "linear" spaces them evenly in t; "quadratic" (DDIM's and DPM-Solver's "time_quadratic") puts more of
     them at low noise, where few-step samplers make their largest errors.
     """
-    if not 1 <= steps <= schedule.num_steps:
-        raise ValueError(f"steps must be between 1 and {schedule.num_steps}; got {steps}")
+    start = schedule.num_steps - 1 if start is None else start
+    if not 1 <= steps <= start + 1:
+        raise ValueError(f"steps must be between 1 and {start + 1}; got {steps}")
     if steps == 1:
-        return [schedule.num_steps - 1]
+        return [start]
     ramp = torch.linspace(1, 0, steps, dtype=torch.float64)
     if spacing == "quadratic":
         ramp = ramp**2
     elif spacing != "linear":
         raise ValueError(f"spacing must be 'linear' or 'quadratic'; got {spacing!r}")
     out: list[int] = []
-    for i, value in enumerate((ramp * (schedule.num_steps - 1)).tolist()):
+    for i, value in enumerate((ramp * start).tolist()):
         t = round(value)
         t = min(t, out[-1] - 1) if out else t
         out.append(max(t, steps - 1 - i))  # keep room for the remaining steps
@@ -63,11 +66,13 @@ class Sampler:
     name = "base"
     spacing = "linear"
 
-    def __init__(self, schedule: NoiseSchedule, steps: int, clip: float | None = None) -> None:
+    def __init__(
+        self, schedule: NoiseSchedule, steps: int, clip: float | None = None, start: int | None = None
+    ) -> None:
         self.schedule = schedule
         self.steps = steps
         self.clip = clip
-        self.times = timesteps(schedule, steps, self.spacing)
+        self.times = timesteps(schedule, steps, self.spacing, start)
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
@@ -137,8 +142,10 @@ class DPMSolverPP2M(Sampler):
     name = "dpmpp_2m"
     spacing = "quadratic"
 
-    def __init__(self, schedule: NoiseSchedule, steps: int, clip: float | None = None) -> None:
-        super().__init__(schedule, steps, clip)
+    def __init__(
+        self, schedule: NoiseSchedule, steps: int, clip: float | None = None, start: int | None = None
+    ) -> None:
+        super().__init__(schedule, steps, clip, start)
         self._prev: tuple[torch.Tensor, float] | None = None
 
     def _lambda(self, t: int) -> float:
@@ -163,8 +170,11 @@ class DPMSolverPP2M(Sampler):
         return (s_s / s_t) * x - a_s * math.expm1(-h) * d
 
 
-def make_sampler(name: str, schedule: NoiseSchedule, steps: int, clip: float | None = None) -> Sampler:
+def make_sampler(
+    name: str, schedule: NoiseSchedule, steps: int, clip: float | None = None, start: int | None = None
+) -> Sampler:
+    """A sampler that starts from noise at timestep `start` (default T-1: pure noise; lower: SDEdit-style)."""
     classes = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpmpp_2m": DPMSolverPP2M}
     if name not in classes:
         raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return classes[name](schedule, steps, clip)
+    return classes[name](schedule, steps, clip, start)

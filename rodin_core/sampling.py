@@ -39,16 +39,28 @@ def sample_base(
     steps: int = 20,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
+    start: int | None = None,
+    x_start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Normalised rolled-out tri-planes (B, C, R, 3R) following latent codes z (B, z_dim), with guidance."""
+    """Normalised rolled-out tri-planes (B, C, R, 3R) following latent codes z (B, z_dim), with guidance.
+
+    `x_start` replaces the initial noise: pure noise for a full sample, or a noised tri-plane together with
+    `start` < T-1 to re-noise and re-denoise an existing avatar (SDEdit).
+    """
     b = z.shape[0]
-    noise = torch.randn(b, unet.config.channels, resolution, 3 * resolution, generator=generator).to(z.device)
+    noise = x_start
+    if noise is None:
+        noise = torch.randn(b, unet.config.channels, resolution, 3 * resolution, generator=generator).to(
+            z.device
+        )
 
     def model_fn(x, t, cond):
         return unet(x, t, cond)
 
     guided = classifier_free_guidance(model_fn, z, torch.zeros_like(z), guidance)
-    return make_sampler(sampler, schedule, steps).sample(guided, noise, generator, progress, cancel)
+    return make_sampler(
+        sampler, schedule, min(steps, (start or schedule.num_steps - 1) + 1), start=start
+    ).sample(guided, noise, generator, progress, cancel)
 
 
 def sample_upsampled(

@@ -28,7 +28,9 @@ def untrained_unet(config: UNetConfig) -> TriplaneUNet:
     return unet
 
 
-def random_bundle(path: Path, resolution: int = 16, with_upsampler: bool = False) -> Path:
+def random_bundle(
+    path: Path, resolution: int = 16, with_upsampler: bool = False, with_text: bool = False
+) -> Path:
     """An untrained but complete bundle (right structure, random weights)."""
     torch.manual_seed(0)
     decoder = DecoderConfig()
@@ -62,5 +64,15 @@ def random_bundle(path: Path, resolution: int = 16, with_upsampler: bool = False
             "schedule": ScheduleConfig(prediction="x0").to_dict(),
             "residual": True,
         }
+    if with_text:
+        from rodin_core.text import TextConfig, TextEncoder, Vocabulary
+
+        vocab = Vocabulary.build(
+            ["a young man with short red hair and round glasses", "a woman wearing a cap"]
+        )
+        text_cfg = TextConfig(z_dim=SMALL_ENCODER.z_dim, width=32, layers=1, heads=2)
+        tensors.update(prefixed(TextEncoder(text_cfg, len(vocab)).state_dict(), "text"))
+        tensors["stats.z_mean"] = torch.zeros(SMALL_ENCODER.z_dim)
+        config["text"] = {"config": text_cfg.to_dict(), "vocab": vocab.tokens}
     save_bundle(path, config, tensors)
     return path

@@ -20,7 +20,7 @@ from training.common import git_commit
 
 
 def build_bundle(
-    fit: Path, base: Path, upsampler: Path | None, preset: str, threshold: float
+    fit: Path, base: Path, upsampler: Path | None, preset: str, threshold: float, text: Path | None = None
 ) -> tuple[dict, dict]:
     fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
     base_cfg = read_json(base / "base" / "base.json", "base model config")
@@ -42,6 +42,11 @@ def build_bundle(
         tensors.update(load_tensors(upsampler / "upsampler" / "upsampler.safetensors", "upsampler weights"))
         config["upsampler"] = {k: up_cfg[k] for k in ("resolution", "unet", "schedule", "residual")}
         config["made_by"]["upsampler_steps"] = up_cfg["steps"]
+    if text is not None:
+        text_cfg = read_json(text / "text.json", "text encoder config")
+        tensors.update(load_tensors(text / "text.safetensors", "text encoder weights"))
+        config["text"] = {"config": text_cfg["config"], "vocab": text_cfg["vocab"]}
+        config["made_by"]["text_retrieval_top1"] = text_cfg["heldout_retrieval_top1"]
     return config, tensors
 
 
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit", required=True, help="run folder of training.fit_triplanes")
     p.add_argument("--base", required=True, help="run folder of training.train_base")
     p.add_argument("--upsampler", help="run folder of training.train_upsampler (optional)")
+    p.add_argument("--text", help="run folder of training.train_text (optional)")
     p.add_argument("--out", required=True, help="bundle .json path (the .safetensors goes beside it)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="mesh density iso-level")

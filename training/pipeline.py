@@ -1,4 +1,4 @@
-"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> export.
+"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> text encoder -> export.
 
     python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
 
@@ -31,7 +31,7 @@ PRESETS = {
     "paper": PipelinePreset(avatars=20000, views=64, resolution=512),
 }
 
-STAGES = ("render", "fit", "base", "upsampler", "export")
+STAGES = ("render", "fit", "base", "upsampler", "text", "export")
 
 
 def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict[str, list[str]]:
@@ -92,6 +92,17 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             preset_name,
             "--resume",
         ],
+        "text": [
+            py,
+            "-m",
+            "training.train_text",
+            "--base",
+            str(work / "base"),
+            "--data",
+            str(data),
+            "--out",
+            str(work / "text"),
+        ],
         "export": [
             py,
             "-m",
@@ -102,6 +113,8 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(work / "base"),
             "--upsampler",
             str(work / "upsampler"),
+            "--text",
+            str(work / "text"),
             "--out",
             str(work / "bundle" / f"rodin_{preset_name}.json"),
             "--preset",
