@@ -46,6 +46,11 @@ class Request:
     seeds: list[int]
     settings: dict
     image: str | None = None
+    text: str | None = None
+    mode: str = "generate"  # "generate", "edit" (seeds[0] + latent + strength) or "interpolate" (seeds a, b)
+    latents: list | None = None  # stored latent codes of the avatars being edited / interpolated
+    strength: float = 0.5
+    inbetweens: int = 3
     variation: int = 0
     weights: str | None = None
     device: str = "CPU"
@@ -85,6 +90,9 @@ class GenerationJob:
             try:
                 pipe = get_pipeline(req.weights, req.device, req.threads)
                 settings = GenerationSettings(**req.settings)
+                if req.mode != "generate":
+                    self._derived(pipe, settings)
+                    return
                 n = len(req.seeds)
                 for i, seed in enumerate(req.seeds):
 
@@ -109,6 +117,40 @@ class GenerationJob:
             traceback.print_exc()
         finally:
             self.done = True
+
+    def _derived(self, pipe, settings) -> None:
+        """Edits and interpolations: tri-planes from stored latents, then the usual mesh + texture."""
+        import torch
+
+        req = self.request
+        zs = [torch.tensor(z, dtype=torch.float32)[None] for z in (req.latents or [])]
+        if req.mode == "edit":
+            self.stage = "editing"
+            z, unknown = pipe.edit_latent(zs[0], text=req.text, image=req.image)
+            planes = pipe.sample_planes(req.seeds[0], zs[0], settings)
+            edited = pipe.edit_planes(planes, z, req.seeds[0], req.strength, settings, cancel=self.cancel)
+            strips = [edited]
+        else:
+            self.stage = "interpolating"
+            strips = pipe.interpolate(req.seeds[0], req.seeds[1], req.inbetweens + 2, settings, zs[0], zs[1])[
+                1:-1
+            ]
+            unknown = []
+        for i, planes in enumerate(strips):
+            self.stage = f"mesh {i + 1}/{len(strips)}"
+            self.fraction = (i + 0.5) / len(strips)
+            avatar = pipe.mesh_from_planes(planes, settings, cancel=self.cancel)
+            avatar.planes = planes
+            avatar.metadata = {
+                "seed": req.seeds[0],
+                "mode": req.mode,
+                "text": req.text,
+                "strength": req.strength,
+                "unknown_words": unknown,
+                "settings": req.settings,
+                "model": {"version": pipe.version},
+            }
+            self.results.put(Result(i, req.seeds[0], avatar, self._preview(pipe, avatar, req.seeds[0] + i)))
 
     def _preview(self, pipe, avatar, seed: int) -> str | None:
         if not self.request.preview_dir:

@@ -43,7 +43,7 @@ def free_previews() -> None:
         _PREVIEWS = None
 
 
-def _request(context, seeds, values, image, variation=0) -> jobs.Request:
+def _request(context, seeds, values, image, variation=0, text=None, **extra) -> jobs.Request:
     prefs = get_preferences(context)
     settings = {name: values[name] for name in SETTING_NAMES}
     settings["max_faces"] = settings["max_faces"] or None
@@ -51,7 +51,9 @@ def _request(context, seeds, values, image, variation=0) -> jobs.Request:
         seeds=seeds,
         settings=settings,
         image=bpy.path.abspath(image) if image else None,
+        text=text or None,
         variation=variation,
+        **extra,
         weights=bpy.path.abspath(prefs.weights_path) if prefs and prefs.weights_path else None,
         device=prefs.device if prefs else "CPU",
         threads=prefs.threads if prefs else 0,
@@ -73,13 +75,13 @@ def _place(context, result: jobs.Result, origin, spacing: float, replace: bpy.ty
 class _Generating:
     """What the generate-like operators share: run blocking or hand the job to a timer."""
 
-    def start(self, context, request, spacing, replace=None, blocking=False):
+    def start(self, context, request, spacing, replace=None, blocking=False, origin=None):
         state = context.scene.rodin
         if state.running:
             self.report({"WARNING"}, "Rodin is already generating; cancel it first")
             return {"CANCELLED"}
         job = jobs.GenerationJob(request)
-        origin = tuple(context.scene.cursor.location)
+        origin = tuple(origin) if origin is not None else tuple(context.scene.cursor.location)
         if blocking or bpy.app.background:
             job.run()
             made = []
@@ -150,6 +152,7 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
     steps: IntProperty(name="Steps", min=1, max=1000, default=20)
     guidance: FloatProperty(name="Guidance", min=0.0, max=20.0, default=2.0)
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Condition on this portrait")
+    prompt: StringProperty(name="Prompt", description="Condition on this description")
     mesh_resolution: IntProperty(name="Mesh resolution", min=32, max=512, default=128)
     texture_size: IntProperty(name="Texture size", min=64, max=8192, default=1024)
     max_faces: IntProperty(name="Face budget", min=0, default=60000)
@@ -258,4 +261,85 @@ class RODIN_OT_variations(bpy.types.Operator, _Generating):
         return self.start(context, request, context.scene.rodin.spacing, blocking=self.blocking)
 
 
-CLASSES = (RODIN_OT_generate, RODIN_OT_cancel, RODIN_OT_random_seed, RODIN_OT_regenerate, RODIN_OT_variations)
+def _latent(obj) -> list[float] | None:
+    return json.loads(obj.get("rodin_metadata", "{}")).get("latent")
+
+
+class RODIN_OT_edit(bpy.types.Operator, _Generating):
+    """Change the selected avatar towards a prompt or a portrait, keeping the rest (partial re-noising)"""
+
+    bl_idname = "rodin.edit"
+    bl_label = "Apply Edit"
+    prompt: StringProperty(name="Edit", description='e.g. "round glasses"')
+    strength: FloatProperty(name="Strength", min=0.05, max=1.0, default=0.5)
+    blocking: BoolProperty(default=False, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        obj = _selected_avatar(context)
+        return obj is not None and _latent(obj) is not None
+
+    def execute(self, context):
+        panel = context.scene.rodin
+        obj = _selected_avatar(context)
+        prompt = self.prompt if self.properties.is_property_set("prompt") else panel.edit_prompt
+        strength = self.strength if self.properties.is_property_set("strength") else panel.edit_strength
+        image = panel.edit_image if not prompt else ""
+        if not prompt and not image:
+            self.report({"ERROR"}, 'Rodin: describe the edit (e.g. "round glasses") or pick an edit image')
+            return {"CANCELLED"}
+        values = {n: getattr(panel, n) for n in SETTING_NAMES}
+        request = _request(
+            context,
+            [int(obj["rodin_seed"])],
+            values,
+            image,
+            text=prompt,
+            mode="edit",
+            latents=[_latent(obj)],
+            strength=strength,
+        )
+        origin = (obj.location.x + panel.spacing, obj.location.y, obj.location.z)
+        return self.start(context, request, panel.spacing, blocking=self.blocking, origin=origin)
+
+
+class RODIN_OT_interpolate(bpy.types.Operator, _Generating):
+    """Avatars in between the two selected ones (their latent codes and noise blended on the sphere)"""
+
+    bl_idname = "rodin.interpolate"
+    bl_label = "Interpolate"
+    count: IntProperty(name="In-betweens", min=1, max=32, default=3)
+    blocking: BoolProperty(default=False, options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        chosen = [o for o in context.selected_objects if "rodin_seed" in o and _latent(o) is not None]
+        return len(chosen) == 2
+
+    def execute(self, context):
+        a, b = sorted((o for o in context.selected_objects if "rodin_seed" in o), key=lambda o: o.location.x)
+        count = self.count if self.properties.is_property_set("count") else context.scene.rodin.inbetweens
+        values = {n: getattr(context.scene.rodin, n) for n in SETTING_NAMES}
+        request = _request(
+            context,
+            [int(a["rodin_seed"]), int(b["rodin_seed"])],
+            values,
+            None,
+            mode="interpolate",
+            latents=[_latent(a), _latent(b)],
+            inbetweens=count,
+        )
+        spacing = (b.location.x - a.location.x) / (count + 1)
+        origin = (a.location.x + spacing, a.location.y, a.location.z)
+        return self.start(context, request, spacing, origin=origin, blocking=self.blocking)
+
+
+CLASSES = (
+    RODIN_OT_generate,
+    RODIN_OT_edit,
+    RODIN_OT_interpolate,
+    RODIN_OT_cancel,
+    RODIN_OT_random_seed,
+    RODIN_OT_regenerate,
+    RODIN_OT_variations,
+)

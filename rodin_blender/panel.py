@@ -31,6 +31,8 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
         layout.prop(s, "conditioning")
         if s.conditioning == "IMAGE":
             layout.prop(s, "image_path")
+        elif s.conditioning == "TEXT":
+            layout.prop(s, "prompt", text="")
         box = layout.box()
         box.label(text="Mesh")
         box.prop(s, "mesh_resolution")
@@ -52,6 +54,17 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
             row = box.row(align=True)
             row.operator("rodin.regenerate", icon="FILE_REFRESH")
             row.operator("rodin.variations", icon="DUPLICATE")
+            box.label(text="Edit")
+            box.prop(s, "edit_prompt", text="")
+            box.prop(s, "edit_image")
+            box.prop(s, "edit_strength")
+            box.operator("rodin.edit", icon="MODIFIER")
+        pair = [o for o in context.selected_objects if "rodin_seed" in o]
+        if len(pair) == 2:
+            box = layout.box()
+            box.label(text="Two avatars selected")
+            box.prop(s, "inbetweens")
+            box.operator("rodin.interpolate", icon="IPO_EASE_IN_OUT")
         if s.preview_path and os.path.isfile(s.preview_path):
             layout.template_icon(icon_value=preview_icon(s.preview_path), scale=8.0)
 

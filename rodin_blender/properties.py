@@ -28,10 +28,22 @@ class RodinSettings(bpy.types.PropertyGroup):
         items=[
             ("NONE", "None", "Sample freely from the model"),
             ("IMAGE", "Image", "Follow a frontal portrait image"),
+            ("TEXT", "Text", "Follow a description"),
         ],
         default="NONE",
     )
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="A frontal portrait (PNG/JPG)")
+    prompt: StringProperty(name="Prompt", description='e.g. "an old man with a grey beard and a cap"')
+    edit_prompt: StringProperty(
+        name="Edit", description='What to change, e.g. "round glasses" or "blond hair"'
+    )
+    edit_image: StringProperty(
+        name="Edit image", subtype="FILE_PATH", description="Move towards this portrait"
+    )
+    edit_strength: FloatProperty(
+        name="Strength", default=0.5, min=0.05, max=1.0, description="How much of the avatar is re-imagined"
+    )
+    inbetweens: IntProperty(name="In-betweens", default=3, min=1, max=32)
     mesh_resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)
     texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
     max_faces: IntProperty(name="Face budget", default=60000, min=0, description="0 = no decimation")

@@ -3,6 +3,7 @@
     rodin generate --seed 7 --out out/                      one avatar: out/avatar_seed7.glb + .json + _preview.png
     rodin generate --seed 7 --count 4 --format obj          seeds 7, 8, 9, 10 as OBJ + MTL + PNG
     rodin generate --image portrait.png --guidance 3        follow a frontal portrait
+    rodin generate --text "a woman with long red hair"      follow a description (words it does not know are listed)
     rodin info                                              what the installed model is
 
 Everything runs offline on the CPU by default (--device cuda to use a GPU). Meshes are in metres, Z up,
@@ -67,9 +68,17 @@ def _generate(args: argparse.Namespace) -> int:
                 bar.n = int(weights.get(stage, 0) + span * done / max(total, 1))
                 bar.refresh()
 
-        avatar = pipe.generate(seed=seed, image=args.image, settings=settings, progress=progress)
+        avatar = pipe.generate(
+            seed=seed, image=args.image, text=args.text, settings=settings, progress=progress
+        )
         if bar is not None:
             bar.close()
+        if avatar.metadata.get("unknown_words"):
+            print(
+                f"warning: the model does not know these words and left them out: "
+                f"{', '.join(avatar.metadata['unknown_words'])}",
+                file=sys.stderr,
+            )
         name = f"{args.name}_seed{seed}"
         paths = write_avatar(avatar, out, name, args.format)
         views = pipe.render(
@@ -114,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--name", default="avatar", help="file name prefix")
     gen.add_argument("--format", choices=("glb", "obj"), default="glb")
     gen.add_argument("--image", help="frontal portrait (PNG/JPG) the avatar should follow")
+    gen.add_argument("--text", help='a description, e.g. "an old man with a grey beard and a cap"')
     gen.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (1 = none)")
     gen.add_argument("--sampler", choices=("dpmpp_2m", "ddim", "ddpm"), default="dpmpp_2m")
     gen.add_argument("--steps", type=int, default=20, help="diffusion steps (DPM-Solver++ needs ~20)")
