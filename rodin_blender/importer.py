@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 import bpy
 import numpy as np
@@ -20,15 +22,19 @@ def avatar_collection(scene: bpy.types.Scene) -> bpy.types.Collection:
 
 
 def texture_image(name: str, texture: np.ndarray) -> bpy.types.Image:
-    """A packed sRGB image from an (H, W, 3) uint8 array whose row 0 is the top."""
-    h, w, _ = texture.shape
-    image = bpy.data.images.new(name, w, h, alpha=False)
-    rgba = np.ones((h, w, 4), np.float32)
-    rgba[..., :3] = texture[::-1].astype(np.float32) / 255.0  # Blender stores rows bottom-up
-    image.pixels.foreach_set(rgba.ravel())
+    """A packed sRGB PNG image from an (H, W, 3) uint8 array whose row 0 is the top."""
+    from rodin_core.export import png_bytes
+
+    # Written as a real PNG and packed, so the .blend is self-contained and the texture survives reloads.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{bpy.path.clean_name(name)}.png")
+        with open(path, "wb") as fh:
+            fh.write(png_bytes(texture))
+        image = bpy.data.images.load(path)
+        image.pack()
+    image.name = name
+    image.filepath_raw = f"//{os.path.basename(path)}"
     image.colorspace_settings.name = "sRGB"
-    image.file_format = "PNG"
-    image.pack()  # the .blend carries the texture with it
     return image
 
 

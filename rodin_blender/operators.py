@@ -133,7 +133,7 @@ def _poll(scene_name: str, origin, spacing: float, replace_name: str | None):
 
 def _popup(message: str, icon: str) -> None:
     wm = bpy.context.window_manager
-    if wm.windows:
+    if not bpy.app.background and wm.windows:  # no UI to pop up in (popup_menu crashes without one)
         wm.popup_menu(lambda self, ctx: self.layout.label(text=message), title="Rodin", icon=icon)
     print(f"[Rodin] {message}")
 

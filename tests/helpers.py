@@ -29,7 +29,11 @@ def untrained_unet(config: UNetConfig) -> TriplaneUNet:
 
 
 def random_bundle(
-    path: Path, resolution: int = 16, with_upsampler: bool = False, with_text: bool = False
+    path: Path,
+    resolution: int = 16,
+    with_upsampler: bool = False,
+    with_text: bool = False,
+    threshold: float = 10.0,
 ) -> Path:
     """An untrained but complete bundle (right structure, random weights)."""
     torch.manual_seed(0)
@@ -52,7 +56,7 @@ def random_bundle(
             "guidance": 2.0,
         },
         "upsampler": None,
-        "mesh": {"threshold": 10.0},
+        "mesh": {"threshold": threshold},
     }
     if with_upsampler:
         up = UNetConfig(channels=8, cond_channels=8, base=16, mults=(1, 2), groups=4)
