@@ -14,7 +14,7 @@ from .unet import timestep_embedding
 @dataclass(frozen=True)
 class PriorConfig:
     z_dim: int = 64
-    hidden: int = 512
+    hidden: int = 256
     layers: int = 4
 
     def to_dict(self) -> dict:
