@@ -48,7 +48,7 @@ from .dataset_writer import (
     shard_indices,
     write_ply,
 )
-from .renderer import ViewRenderer, depth_map, setup_scene
+from .renderer import ViewRenderer, depth_map, mesh_bvh, setup_scene
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -89,13 +89,14 @@ def render_record(
     vertices, faces = avatar_triangles(objects)
     intr = intrinsics(args.res)
     poses = camera_poses(seed, args.views)
+    bvh = mesh_bvh(vertices, faces) if args.depth else None
     frames = []
     for k, c2w in enumerate(poses):
         name = f"{k:03d}"
         renderer.render(c2w, temp / "images" / f"{name}.png")
         frame = {"file_path": f"images/{name}.png", "transform_matrix": c2w.tolist(), "is_frontal": k == 0}
         if args.depth:
-            np.save(temp / "depth" / f"{name}.npy", depth_map(vertices, faces, c2w, intr))
+            np.save(temp / "depth" / f"{name}.npy", depth_map(vertices, faces, c2w, intr, bvh))
             frame["depth_file_path"] = f"depth/{name}.npy"
         frames.append(frame)
     write_ply(temp / "mesh.ply", vertices, faces)

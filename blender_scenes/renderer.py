@@ -137,19 +137,28 @@ def _quiet_stdout():
         os.close(devnull)
 
 
-def depth_map(vertices: np.ndarray, faces: np.ndarray, c2w: np.ndarray, intr: Intrinsics) -> np.ndarray:
+def mesh_bvh(vertices: np.ndarray, faces: np.ndarray) -> BVHTree:
+    """The avatar's ray-casting structure, built once and shared by all its views."""
+    return BVHTree.FromPolygons(vertices.tolist(), faces.tolist(), all_triangles=True)
+
+
+def depth_map(
+    vertices: np.ndarray, faces: np.ndarray, c2w: np.ndarray, intr: Intrinsics, bvh: BVHTree | None = None
+) -> np.ndarray:
     """Planar depth (along the camera's -Z) of the mesh for each pixel centre; 0 where no surface is hit."""
-    bvh = BVHTree.FromPolygons(vertices.tolist(), faces.tolist(), all_triangles=True)
+    bvh = bvh or mesh_bvh(vertices, faces)
     cols, rows = np.meshgrid(np.arange(intr.w) + 0.5, np.arange(intr.h) + 0.5)
     dirs_cam = np.stack(
         [(cols - intr.cx) / intr.fl_x, -(rows - intr.cy) / intr.fl_y, -np.ones_like(cols)], axis=-1
     )
     dirs_world = dirs_cam.reshape(-1, 3) @ c2w[:3, :3].T
     origin = Vector(c2w[:3, 3].tolist())
-    forward = -c2w[:3, 2]
-    depth = np.zeros(intr.w * intr.h, dtype=np.float32)
-    for i, d in enumerate(dirs_world):
-        hit, _normal, _index, _dist = bvh.ray_cast(origin, Vector(d.tolist()))
+    # Distance along each ray, converted to planar depth afterwards in one vectorised step.
+    ray_len = np.linalg.norm(dirs_world, axis=1)
+    dist = np.zeros(intr.w * intr.h, dtype=np.float64)
+    cast = bvh.ray_cast
+    for i, d in enumerate((dirs_world / ray_len[:, None]).tolist()):
+        hit = cast(origin, Vector(d))[3]
         if hit is not None:
-            depth[i] = float(np.dot(np.asarray(hit) - c2w[:3, 3], forward))
-    return depth.reshape(intr.h, intr.w)
+            dist[i] = hit
+    return (dist / ray_len).astype(np.float32).reshape(intr.h, intr.w)
