@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--mesh-resolution", type=int, default=128)
     p.add_argument("--texture-size", type=int, default=1024)
     p.add_argument("--preview-size", type=int, default=384)
+    p.add_argument(
+        "--columns", type=int, default=0, help="lay the avatars out in rows of this many (default: one row)"
+    )
     p.add_argument("--weights", help="weights bundle .json (default: the embedded model)")
     args = p.parse_args(argv)
 
@@ -52,7 +55,12 @@ def main(argv=None) -> int:
     if result != {"FINISHED"}:
         print("error: generation failed (see the message above)", file=sys.stderr)
         return 1
-    avatars = [o for o in bpy.data.objects if "rodin_seed" in o]
+    avatars = sorted((o for o in bpy.data.objects if "rodin_seed" in o), key=lambda o: o["rodin_seed"])
+    if args.columns > 0:
+        # Rows go down in Z: the preview camera looks from -Y, so a grid in the XZ plane fills the frame.
+        for i, obj in enumerate(avatars):
+            row, col = divmod(i, args.columns)
+            obj.location = (col * 0.6, 0.0, -row * 0.7)
     bpy.ops.object.select_all(action="DESELECT")
     for obj in avatars:
         obj.select_set(True)

@@ -71,3 +71,27 @@ def test_bad_shard_is_explained():
 
 def test_record_seeds_differ_across_datasets():
     assert len({record_seed(s, i) for s in range(3) for i in range(1000)}) == 3000
+
+
+def test_families_the_text_evaluation_scores_are_named_in_the_caption():
+    # training.evaluate_text scores a prompt only on the families its caption states; a family it
+    # thinks is stated but the caption leaves out would be scored against words the model never saw.
+    from training.evaluate_text import stated_families
+
+    spoken = {
+        "t_shirt": "t-shirt",
+        "collared_shirt": "collared shirt",
+        "top_hat": "top hat",
+        "studs": "stud earrings",
+        "hoops": "hoop earrings",
+        "bald": "bald head",
+        "buzz": "buzzed",
+    }
+    for seed in range(300):
+        attrs = draw_attributes(seed)
+        text = caption(attrs)
+        stated = stated_families(attrs)
+        assert "head_shape" not in stated and "eyebrows" not in stated
+        for family in stated:
+            value = attrs[family]
+            assert spoken.get(value, value) in text, (family, value, text)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from rodin_core.bundle import DEFAULT_BUNDLE, load_bundle
@@ -43,3 +44,40 @@ def test_same_seed_same_avatar():
     a = pipe.sample_planes(3, pipe.latent(3))
     b = pipe.sample_planes(3, pipe.latent(3))
     assert (a == b).all()
+
+
+@pytest.mark.blender
+def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
+    """The shipped text encoder against real Blender renders of the avatars it never trained on: each
+    held-out caption's latent must be closest to its own avatar's image latent far more often than chance."""
+    pytest.importorskip("bpy")
+    from blender_scenes.attributes import caption, draw_attributes
+    from blender_scenes.avatar_factory import build_avatar, clear_avatar
+    from blender_scenes.camera_rig import camera_poses
+    from blender_scenes.dataset_writer import record_seed
+    from blender_scenes.renderer import ViewRenderer, setup_scene
+    from training.pipeline import PRESETS
+
+    pipe = AvatarPipeline.from_bundle()
+    indices = [int(name.rsplit("_", 1)[1]) for name in pipe.config["holdout_ids"]]
+    renderer = ViewRenderer(setup_scene(64, samples=16, device="cpu"))
+    image_z, text_z = [], []
+    for index in indices:
+        seed = record_seed(PRESETS["tiny"].seed, index)
+        attrs = draw_attributes(seed)
+        clear_avatar()
+        build_avatar(attrs)
+        path = tmp_path / f"{index}.png"
+        renderer.render(camera_poses(seed, 1)[0], path)
+        image_z.append(pipe.encode_image(path)[0])
+        z, unknown = pipe.encode_text(caption(attrs))
+        assert unknown == []  # captions only use words the model was trained on
+        text_z.append(z[0])
+    sims = (
+        torch.nn.functional.normalize(torch.stack(text_z), dim=1)
+        @ torch.nn.functional.normalize(torch.stack(image_z), dim=1).T
+    )
+    n = len(indices)
+    top1 = (sims.argmax(1) == torch.arange(n)).float().mean().item()
+    top5 = (sims.topk(5, dim=1).indices == torch.arange(n)[:, None]).any(1).float().mean().item()
+    assert top1 >= 3 / n and top5 >= 2 * 5 / n, (top1, top5)
