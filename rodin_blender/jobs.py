@@ -76,6 +76,10 @@ class GenerationJob:
     error: str | None = None
     cancelled: bool = False
     done: bool = False
+    unknown_words: list[str] = field(default_factory=list)  # prompt words the model left out
+
+    def note_unknown(self, words) -> None:
+        self.unknown_words = sorted(set(self.unknown_words) | set(words or []))
 
     def start(self) -> GenerationJob:
         threading.Thread(target=self.run, name="rodin-generate", daemon=True).start()
@@ -104,11 +108,13 @@ class GenerationJob:
                     avatar = pipe.generate(
                         seed=seed,
                         image=req.image,
+                        text=req.text,
                         settings=settings,
                         progress=progress,
                         cancel=self.cancel,
                         variation=req.variation + i if req.variation else 0,
                     )
+                    self.note_unknown(avatar.metadata.get("unknown_words"))
                     self.results.put(Result(i, seed, avatar, self._preview(pipe, avatar, seed)))
             except GenerationCancelled:
                 self.cancelled = True
@@ -127,6 +133,7 @@ class GenerationJob:
         if req.mode == "edit":
             self.stage = "editing"
             z, unknown = pipe.edit_latent(zs[0], text=req.text, image=req.image)
+            self.note_unknown(unknown)
             planes = pipe.sample_planes(req.seeds[0], zs[0], settings)
             edited = pipe.edit_planes(planes, z, req.seeds[0], req.strength, settings, cancel=self.cancel)
             strips = [edited]

@@ -90,6 +90,8 @@ class _Generating:
             if job.error:
                 self.report({"ERROR"}, f"Rodin: {job.error}")
                 return {"CANCELLED"}
+            if job.unknown_words:
+                self.report({"WARNING"}, _unknown_message(job.unknown_words))
             self.report({"INFO"}, f"Rodin: {len(made)} avatar(s) generated")
             return {"FINISHED"}
         state.running, state.progress, state.stage = True, 0.0, "loading model"
@@ -128,7 +130,14 @@ def _poll(scene_name: str, origin, spacing: float, replace_name: str | None):
     else:
         state.stage = "Cancelled" if job.cancelled else "Done"
         state.progress = 0.0 if job.cancelled else 1.0
+        if job.unknown_words:
+            state.stage += f" (unknown words: {', '.join(job.unknown_words)})"
+            _popup(_unknown_message(job.unknown_words), "INFO")
     return None
+
+
+def _unknown_message(words: list[str]) -> str:
+    return f"Rodin left out words the model does not know: {', '.join(words)}"
 
 
 def _popup(message: str, icon: str) -> None:
@@ -170,13 +179,25 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
             if self.properties.is_property_set("image_path")
             else (panel.image_path if panel.conditioning == "IMAGE" else "")
         )
+        prompt = (
+            self.prompt
+            if self.properties.is_property_set("prompt")
+            else (panel.prompt if panel.conditioning == "TEXT" else "")
+        ).strip()
         if panel.conditioning == "IMAGE" and not image:
             self.report({"ERROR"}, "Rodin: choose a portrait image, or set the condition to None")
             return {"CANCELLED"}
+        if panel.conditioning == "TEXT" and not prompt:
+            self.report(
+                {"ERROR"}, "Rodin: type a description in the prompt box, or set the condition to None"
+            )
+            return {"CANCELLED"}
+        if image and prompt:
+            self.report({"ERROR"}, "Rodin: condition on an image or on a prompt, not both")
+            return {"CANCELLED"}
         seeds = list(range(values["seed"], values["seed"] + values["count"]))
-        return self.start(
-            context, _request(context, seeds, values, image), values["spacing"], blocking=self.blocking
-        )
+        request = _request(context, seeds, values, image, text=prompt)
+        return self.start(context, request, values["spacing"], blocking=self.blocking)
 
 
 class RODIN_OT_cancel(bpy.types.Operator):

@@ -1,6 +1,7 @@
 """The add-on inside Blender (bpy module): registration, the importer, the operator's blocking and threaded
 paths, cancel, and errors reported instead of raised."""
 
+import json
 import time
 
 import numpy as np
@@ -139,3 +140,28 @@ def test_cancel_stops_a_running_job(registered, pipeline_with):
     state = run_threaded(request, cancel_after=0.5)
     assert state.stage == "Cancelled"
     assert len([o for o in bpy.data.objects if o.get("rodin_seed", -1) >= 40]) == 0
+
+
+def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered, pipeline_with):
+    pipeline_with(threshold=0.01, with_text=True)
+    scene = bpy.context.scene
+    scene.rodin.conditioning = "TEXT"
+    scene.rodin.prompt = ""
+    try:
+        with pytest.raises(RuntimeError, match="type a description"):
+            bpy.ops.rodin.generate(seed=1, steps=2, mesh_resolution=32, blocking=True)
+        scene.rodin.prompt = "a woman with glitter glasses"
+        before = {o.name for o in bpy.data.objects}
+        result = bpy.ops.rodin.generate(seed=3, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
+        assert result == {"FINISHED"}
+        (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
+        meta = json.loads(obj["rodin_metadata"])
+        assert meta["conditioning"] == "text" and meta["text"] == "a woman with glitter glasses"
+        assert meta["unknown_words"] == ["glitter"]
+        job = jobs.GenerationJob(
+            jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
+        )
+        job.run()
+        assert job.error is None and job.unknown_words == ["glitter"]
+    finally:
+        scene.rodin.conditioning = "NONE"

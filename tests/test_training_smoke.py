@@ -79,3 +79,16 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     planes = pipe.sample_planes(0, pipe.latent(0), GenerationSettings(steps=4, upsampler_steps=2))
     assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
     assert planes.abs().max() <= 1.0
+
+    # Meshes of the fitted avatars against the generator's meshes, baked texture rendered back in Blender.
+    from training import evaluate_mesh
+
+    ev = tmp_path / "eval"
+    margs = ["--fit", str(fit), "--data", str(dataset), "--out", str(ev), "--weights", str(bundle)]
+    assert (
+        evaluate_mesh.main([*margs, "--count", "1", "--mesh-resolution", "48", "--texture-size", "128"]) == 0
+    )
+    mesh_report = json.loads((ev / "mesh_evaluation.json").read_text())
+    assert mesh_report["avatars"] == 1 and mesh_report["chamfer_mean"] >= 0
+    assert set(mesh_report["psnr_mean"]) == {"baked_vs_nerf", "baked_vs_real", "nerf_vs_real"}
+    assert (ev / "mesh_vs_nerf.png").is_file()
