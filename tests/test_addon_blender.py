@@ -165,3 +165,90 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         assert job.error is None and job.unknown_words == ["glitter"]
     finally:
         scene.rodin.conditioning = "NONE"
+
+
+class RecordingLayout:
+    """Stands in for bpy's UILayout and writes down what the panel draws."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.alert = False
+
+    def row(self, **_):
+        return self
+
+    column = box = row
+
+    def prop(self, data, name, **_):
+        assert hasattr(data, name), f"panel draws a property that does not exist: {name}"
+        self.log.append(("prop", name))
+
+    def operator(self, idname, **_):
+        self.log.append(("operator", idname))
+
+    def label(self, text="", **_):
+        self.log.append(("label", text))
+
+    def progress(self, text="", **_):
+        self.log.append(("progress", text))
+
+    def template_icon(self, **_):
+        self.log.append(("icon", None))
+
+
+def draw_panel(scene, active=None, selected=()) -> list:
+    from types import SimpleNamespace
+
+    log: list = []
+    panel_self = SimpleNamespace(layout=RecordingLayout(log))
+    context = SimpleNamespace(scene=scene, active_object=active, selected_objects=list(selected))
+    bpy.types.VIEW3D_PT_rodin.draw(panel_self, context)
+    for kind, name in log:
+        if kind == "operator":
+            bpy.ops.rodin.__getattr__(name.split(".")[1]).get_rna_type()  # KeyError if not registered
+    return log
+
+
+def test_panel_draws_what_the_state_calls_for(registered):
+    scene = bpy.context.scene
+    s = scene.rodin
+    s.conditioning, s.running, s.stage = "NONE", False, ""
+    idle = draw_panel(scene)
+    props = [n for k, n in idle if k == "prop"]
+    assert props[:7] == ["seed", "count", "spacing", "sampler", "steps", "guidance", "conditioning"]
+    assert ("operator", "rodin.generate") in idle and ("operator", "rodin.cancel") not in idle
+    assert "prompt" not in props and "image_path" not in props
+    s.conditioning = "TEXT"
+    assert ("prop", "prompt") in draw_panel(scene)
+    s.conditioning = "IMAGE"
+    assert ("prop", "image_path") in draw_panel(scene)
+    s.conditioning = "NONE"
+    s.running, s.stage = True, "avatar 1/1: base diffusion"
+    busy = draw_panel(scene)
+    assert ("progress", "avatar 1/1: base diffusion") in busy and ("operator", "rodin.cancel") in busy
+    assert ("operator", "rodin.generate") not in busy
+    s.running, s.stage = False, "Error: something broke"
+    assert ("label", "Error: something broke") in draw_panel(scene)
+    s.stage = ""
+    a = avatar_to_object(textured_cube(), "PanelA", scene)
+    b = avatar_to_object(textured_cube(), "PanelB", scene)
+    one = draw_panel(scene, active=a, selected=[a])
+    for op in ("rodin.regenerate", "rodin.variations", "rodin.edit"):
+        assert ("operator", op) in one
+    assert ("operator", "rodin.interpolate") not in one
+    two = draw_panel(scene, active=a, selected=[a, b])
+    assert ("operator", "rodin.interpolate") in two and ("prop", "inbetweens") in two
+    plain = bpy.data.objects.new("NotAnAvatar", None)
+    assert ("operator", "rodin.edit") not in draw_panel(scene, active=plain, selected=[plain])
+
+
+def test_unregister_leaves_nothing_behind(registered):
+    rodin_blender.unregister()
+    try:
+        assert not hasattr(bpy.types.Scene, "rodin")
+        assert [name for name in dir(bpy.types) if "rodin" in name.lower()] == []
+        with pytest.raises(KeyError):
+            bpy.ops.rodin.generate.get_rna_type()
+    finally:
+        rodin_blender.register()  # the module fixture unregisters at the end
+    assert hasattr(bpy.types.Scene, "rodin")

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from rodin_core.io_utils import load_tensors
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,26 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     report = json.loads((fit / "report.json").read_text())
     assert report["evaluated"] == 5 and report["mean_psnr"] > 10.0
     assert (fit / "holdout.png").is_file()
+
+    # The second mode: new captures fitted against the shared decoder, which must stay exactly as it was.
+    frozen = tmp_path / "frozen"
+    fargs = [
+        "--data",
+        str(dataset),
+        "--out",
+        str(frozen),
+        "--preset",
+        "smoke",
+        "--threads",
+        "2",
+        "--limit",
+        "2",
+    ]
+    assert fit_triplanes.main([*fargs, "--steps", "10", "--frozen-decoder", str(fit / "fitted")]) == 0
+    shared = load_tensors(fit / "fitted" / "decoder.safetensors")
+    kept = load_tensors(frozen / "fitted" / "decoder.safetensors")
+    assert shared.keys() == kept.keys() and all(torch.equal(shared[k], kept[k]) for k in shared)
+    assert json.loads((frozen / "report.json").read_text())["evaluated"] == 2
 
     base = tmp_path / "base"
     bargs = ["--fitted", str(fit / "fitted"), "--out", str(base), "--preset", "smoke", "--threads", "2"]
