@@ -110,7 +110,7 @@ def edit_success(pipe, classifier, count: int, strength: float, settings) -> tup
     for prompt, family, shows, applies in EDITS:
         cases = []
         seed = 50_000
-        while len(cases) < count:
+        while len(cases) < count and seed < 50_000 + 20 * count:  # the classifier may never see it apply
             seed += 1
             z = pipe.latent(seed)
             planes = pipe.sample_planes(seed, z, settings)
@@ -127,6 +127,9 @@ def edit_success(pipe, classifier, count: int, strength: float, settings) -> tup
             cases.append({"seed": seed, "shows": bool(shows(after[family])), "changed": changed})
             if len(cases) <= 2:
                 pairs += [before_img, after_img]
+        if not cases:
+            results[prompt] = {"cases": 0, "note": "no sampled avatar qualified for this edit"}
+            continue
         results[prompt] = {
             "cases": len(cases),
             "shows_new_value": float(np.mean([c["shows"] for c in cases])),
@@ -217,6 +220,9 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for prompt, e in report["edits"].items():
+        if not e["cases"]:
+            lines.append(f"| {prompt} | 0 | - | - | - | {e['note']} |")
+            continue
         lines.append(
             f"| {prompt} | {e['cases']} | {e['shows_new_value']:.0%} | {e['others_kept_mean']:.0%} | "
             f"{e['success']:.0%} | {', '.join(e['changed_families']) or '-'} |"
