@@ -61,7 +61,7 @@ class UpsamplerConfig:
     augment: ConditionAugment = dataclasses.field(default_factory=ConditionAugment)
     batch: int = 4
     lr: float = 3e-4
-    steps: int = 400
+    steps: int = 250
     ema_decay: float = 0.995
     patch: int = 16  # rendered patch size for the rendering loss (the paper: 112 at 512 px renders)
     w_render: float = 1.0
