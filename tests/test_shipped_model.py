@@ -21,7 +21,7 @@ def test_bundle_is_small_and_says_where_it_came_from():
     config, _ = load_bundle()
     assert DEFAULT_BUNDLE.with_suffix(".safetensors").stat().st_size < 50 * 2**20
     assert config["made_by"]["preset"] == "tiny" and config["made_by"]["commit"] != "unknown"
-    assert config["upsampler"] is not None
+    assert config["text"] is not None  # prompts work with the shipped model
 
 
 def test_generated_avatar_is_one_head_sized_textured_component(avatar):
