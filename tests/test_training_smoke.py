@@ -31,7 +31,7 @@ def dataset(tmp_path_factory):
 
 
 def test_fit_base_export_sample(dataset, tmp_path, capsys):
-    from training import export, fit_triplanes, train_base, train_upsampler
+    from training import export, fit_triplanes, train_base, train_text, train_upsampler
 
     fit = tmp_path / "fit"
     args = ["--data", str(dataset), "--out", str(fit), "--preset", "smoke", "--threads", "2"]
@@ -82,6 +82,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert set(up_report["mean"]) == {"gt_diffusion", "gt_bilinear", "sample_diffusion", "sample_bilinear"}
     assert (up / "comparison.png").is_file()
 
+    text = tmp_path / "text"
+    assert (
+        train_text.main(["--base", str(base), "--data", str(dataset), "--out", str(text), "--steps", "20"])
+        == 0
+    )
+
     bundle = tmp_path / "model.json"
     exp = [
         "--fit",
@@ -92,11 +98,14 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         str(up),
         "--out",
         str(bundle),
+        "--text",
+        str(text),
         "--preset",
         "smoke",
     ]
     assert export.main(exp) == 0
     pipe = AvatarPipeline.from_bundle(bundle)
+    assert pipe.text_encoder is not None and pipe.upsampler is not None
     planes = pipe.sample_planes(0, pipe.latent(0), GenerationSettings(steps=4, upsampler_steps=2))
     assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
     assert planes.abs().max() <= 1.0
@@ -107,7 +116,10 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     ev = tmp_path / "eval"
     margs = ["--fit", str(fit), "--data", str(dataset), "--out", str(ev), "--weights", str(bundle)]
     assert (
-        evaluate_mesh.main([*margs, "--count", "1", "--mesh-resolution", "48", "--texture-size", "128"]) == 0
+        evaluate_mesh.main(
+            [*margs, "--count", "1", "--mesh-resolution", "48", "--texture-size", "128", "--threshold", "1"]
+        )
+        == 0
     )
     mesh_report = json.loads((ev / "mesh_evaluation.json").read_text())
     assert mesh_report["avatars"] == 1 and mesh_report["chamfer_mean"] >= 0

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="the data set it was fitted to")
     p.add_argument("--out", required=True)
     p.add_argument("--weights", help="bundle for the mesh threshold (default: the embedded model)")
+    p.add_argument("--threshold", type=float, help="density iso-level (default: the bundle's)")
     p.add_argument("--count", type=int, default=8, help="fitted avatars to evaluate (default 8)")
     p.add_argument("--mesh-resolution", type=int, default=128)
     p.add_argument("--texture-size", type=int, default=1024)
@@ -76,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     pipe.decoder = (
         decoder  # the fitted tri-planes belong to the fit's decoder (the bundle ships the same one)
     )
-    settings = GenerationSettings(mesh_resolution=args.mesh_resolution, texture_size=args.texture_size)
+    settings = GenerationSettings(
+        mesh_resolution=args.mesh_resolution, texture_size=args.texture_size, threshold=args.threshold
+    )
     rows, tiles = [], []
     renderer = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "avatars": len(rows),
         "mesh_resolution": args.mesh_resolution,
         "texture_size": args.texture_size,
-        "threshold": pipe.threshold,
+        "threshold": args.threshold or pipe.threshold,
         "holdout_views": meta["holdout_views"],
         "chamfer_mean": float(np.mean([r["chamfer"] for r in rows])),
         "chamfer_max": float(np.max([r["chamfer"] for r in rows])),

@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.upsampler) if args.upsampler else None,
         args.preset,
         args.threshold,
+        Path(args.text) if args.text else None,
     )
     save_bundle(args.out, config, tensors)
     from rodin_core.pipeline import AvatarPipeline
