@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from rodin_core.io_utils import load_tensors
+from rodin_core.io_utils import load_tensors, save_tensors_atomic
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 
 pytestmark = pytest.mark.slow
@@ -110,6 +110,41 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
     assert planes.abs().max() <= 1.0
 
+    # Continuing the exported model: planes fitted with the bundle's decoder, base initialised from the bundle.
+    refit = tmp_path / "refit"
+    rargs = ["--data", str(dataset), "--out", str(refit), "--preset", "smoke", "--threads", "2"]
+    assert fit_triplanes.main([*rargs, "--steps", "10", "--frozen-decoder", str(bundle)]) == 0
+    kept = load_tensors(refit / "fitted" / "decoder.safetensors")
+    assert all(torch.equal(shared[k], kept[k]) for k in shared)
+    more = tmp_path / "more"
+    margs = ["--fitted", str(refit / "fitted"), "--out", str(more), "--preset", "smoke", "--threads", "2"]
+    assert train_base.main([*margs, "--steps", "5", "--init-from", str(bundle)]) == 0
+    more_cfg = json.loads((more / "base" / "base.json").read_text())
+    assert more_cfg["init_steps"] == 20 and more_cfg["steps"] == 5
+    continued = load_tensors(more / "base" / "base.safetensors")
+    assert torch.equal(
+        continued["stats.mean"], load_tensors(base / "base" / "base.safetensors")["stats.mean"]
+    )
+    # Planes from another decoder live in another latent space: refused with what to do.
+    other = tmp_path / "other_fitted"
+    other.mkdir()
+    for name in ("planes.safetensors", "fitted.json"):
+        (other / name).write_bytes((refit / "fitted" / name).read_bytes())
+    save_tensors_atomic(other / "decoder.safetensors", {k: v + 0.01 for k, v in kept.items()})
+    with pytest.raises(SystemExit, match="--frozen-decoder"):
+        train_base.main(
+            [
+                "--fitted",
+                str(other),
+                "--out",
+                str(tmp_path / "x"),
+                "--preset",
+                "smoke",
+                "--init-from",
+                str(bundle),
+            ]
+        )
+
     # Meshes of the fitted avatars against the generator's meshes, baked texture rendered back in Blender.
     from training import evaluate_mesh
 
@@ -124,4 +159,7 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     mesh_report = json.loads((ev / "mesh_evaluation.json").read_text())
     assert mesh_report["avatars"] == 1 and mesh_report["chamfer_mean"] >= 0
     assert set(mesh_report["psnr_mean"]) == {"baked_vs_nerf", "baked_vs_real", "nerf_vs_real"}
+    # The baked mesh must actually be in Blender's render, and look like the NeRF it came from.
+    assert mesh_report["per_avatar"][0]["baked_coverage"] > 0.05
+    assert mesh_report["psnr_mean"]["baked_vs_nerf"] > 15.0
     assert (ev / "mesh_vs_nerf.png").is_file()

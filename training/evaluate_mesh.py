@@ -45,9 +45,10 @@ def emission_only(obj) -> None:
     links.new(emission.outputs["Emission"], output.inputs["Surface"])
 
 
-def read_render(path: Path) -> torch.Tensor:
-    rgba = torch.from_numpy(np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0)
-    return rgba_to_target(rgba, WHITE)[0]
+def read_render(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Blender render as (colour over white, alpha); rgba_to_target takes 0-255 values, as the data set holds."""
+    rgba = torch.from_numpy(np.asarray(Image.open(path).convert("RGBA")).copy())
+    return rgba_to_target(rgba, WHITE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,10 +100,17 @@ def main(argv: list[str] | None = None) -> int:
             emission_only(obj)
             row = {"id": name, "chamfer": dist, "faces": len(avatar.faces), "psnr": {}}
             scores = {"baked_vs_nerf": [], "baked_vs_real": [], "nerf_vs_real": []}
+            coverage = []
             for view in meta["holdout_views"]:
                 path = Path(tmp) / f"{name}_{view}.png"
                 renderer.render(np.array(transforms["frames"][view]["transform_matrix"]), path)
-                baked = read_render(path)
+                baked, alpha = read_render(path)
+                if alpha.mean() < 0.02:
+                    raise SystemExit(
+                        f"the baked mesh of {name} is missing from Blender's render of view {view} ({path}); "
+                        "the mesh is outside the data set's camera or its material does not render"
+                    )
+                coverage.append(float(alpha.mean()))
                 nerf = render_image(planes[i], decoder, record.cameras, view)["rgb"]
                 real = rgba_to_target(record.rgba[view].float(), WHITE)[0]
                 scores["baked_vs_nerf"].append(psnr(baked, nerf))
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 if view == meta["holdout_views"][0] and len(tiles) < 8:
                     tiles.append(torch.cat([real, nerf, baked], dim=1))
             row["psnr"] = {k: float(np.mean(v)) for k, v in scores.items()}
+            row["baked_coverage"] = float(np.mean(coverage))  # fraction of the image the baked mesh covers
             rows.append(row)
             print(f"{name}: Chamfer {dist:.5f}, PSNR {row['psnr']}", flush=True)
             bpy.data.objects.remove(obj)
