@@ -33,7 +33,11 @@ def build_bundle(
         "base": {k: base_cfg[k] for k in ("resolution", "unet", "encoder", "prior", "schedule", "guidance")},
         "upsampler": None,
         "mesh": {"threshold": threshold},
-        "made_by": {"commit": git_commit(), "preset": preset, "base_steps": base_cfg["steps"]},
+        "made_by": {
+            "commit": git_commit(),
+            "preset": preset,
+            "base_steps": base_cfg["steps"] + base_cfg.get("init_steps", 0),
+        },
         "train_ids": base_cfg["train_ids"],
         "holdout_ids": base_cfg["holdout_ids"],
     }

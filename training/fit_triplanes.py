@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from rodin_core.bundle import load_bundle, load_module
 from rodin_core.data import AvatarViews, DatasetError, list_records, load_record
 from rodin_core.decoder import DecoderConfig, TriplaneDecoder
 from rodin_core.fitting import FitConfig, PlaneBank, fit_loss, holdout_views, train_views
@@ -93,7 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="fit only the first N avatars of the data set")
     p.add_argument(
         "--frozen-decoder",
-        help="folder with decoder.safetensors + fitted.json of an earlier fit: fit new avatars with it unchanged",
+        help="decoder to fit new avatars with, unchanged: the fitted/ folder of an earlier fit (decoder.safetensors "
+        "+ fitted.json) or a weights bundle .json (e.g. rodin_core/weights/rodin_tiny.json, the embedded model)",
     )
     p.add_argument("--no-depth", action="store_true", help="ignore depth maps (fitting from images only)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -115,11 +117,18 @@ def load_avatars(
     return [r.name for r in records], [load_record(r, use_depth=use_depth) for r in mine]
 
 
-def load_frozen_decoder(folder: Path) -> tuple[DecoderConfig, TriplaneDecoder]:
-    meta = read_json(folder / "fitted.json", "fitted tri-plane metadata")
+def load_frozen_decoder(source: Path) -> tuple[DecoderConfig, TriplaneDecoder]:
+    if source.suffix in (".json", ".safetensors"):
+        # A weights bundle: tri-planes fitted with its decoder live in the latent space its base model learned.
+        bundle_config, tensors = load_bundle(source)
+        config = DecoderConfig(**bundle_config["decoder"])
+        decoder = TriplaneDecoder(config)
+        load_module(decoder, tensors, "decoder", source)
+        return config, decoder
+    meta = read_json(source / "fitted.json", "fitted tri-plane metadata")
     config = DecoderConfig(**meta["decoder"])
     decoder = TriplaneDecoder(config)
-    decoder.load_state_dict(load_tensors(folder / "decoder.safetensors", "decoder weights"))
+    decoder.load_state_dict(load_tensors(source / "decoder.safetensors", "decoder weights"))
     return config, decoder
 
 

@@ -25,10 +25,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from rodin_core.bundle import load_bundle, load_module
 from rodin_core.cameras import Cameras
 from rodin_core.data import DatasetError, load_record, rgba_to_target
 from rodin_core.encoder import EncoderConfig, ImageEncoder
-from rodin_core.io_utils import read_json, save_tensors_atomic, write_json_atomic
+from rodin_core.io_utils import read_json, save_tensors_atomic, unprefixed, write_json_atomic
 from rodin_core.preview import grid, render_image
 from rodin_core.prior import LatentPrior, PriorConfig
 from rodin_core.sampling import sample_base, sample_latents
@@ -153,7 +154,29 @@ def parse_args(argv):
     p.add_argument("--steps", type=int)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--init-from",
+        help="weights bundle .json to continue training from (its UNet, encoder and tri-plane statistics); "
+        "the fitted tri-planes must come from its decoder (fit_triplanes --frozen-decoder BUNDLE)",
+    )
     return p.parse_args(argv)
+
+
+def load_init(bundle_path: Path, model: BaseModel, decoder) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Loads a bundle's base networks into `model`; returns its tri-plane statistics and training steps."""
+    config, tensors = load_bundle(bundle_path)
+    bundle_decoder = unprefixed(tensors, "decoder")
+    for name, value in decoder.state_dict().items():
+        if name not in bundle_decoder or not torch.equal(bundle_decoder[name], value):
+            raise SystemExit(
+                f"the fitted tri-planes were made with a different decoder than {bundle_path}'s, so they do not "
+                f"live in the latent space its base model learned; fit them with "
+                f"`python -m training.fit_triplanes --frozen-decoder {bundle_path} ...`"
+            )
+    load_module(model.unet, tensors, "unet", bundle_path)
+    load_module(model.encoder, tensors, "encoder", bundle_path)
+    model.train()
+    return tensors["stats.mean"], tensors["stats.std"], int(config["made_by"].get("base_steps", 0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,12 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{len(meta['ids'])} fitted avatars are too few to hold out {cfg.holdout}")
     planes = resample(planes_hi, cfg.resolution)
     n_train = len(meta["ids"]) - cfg.holdout
-    mean, std = plane_stats(planes[:n_train])
+    torch.manual_seed(cfg.seed)
+    model = BaseModel(cfg)
+    init_steps = 0
+    if args.init_from:
+        mean, std, init_steps = load_init(Path(args.init_from), model, decoder)
+    else:
+        mean, std = plane_stats(planes[:n_train])
+    model = model.to(device)
     x_all = normalize(planes, mean, std)
     images_all = frontal_images(data, meta["ids"], cfg.encoder.image_size)
 
-    torch.manual_seed(cfg.seed)
-    model = BaseModel(cfg).to(device)
     ema = EMA(model, cfg.ema_decay)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     schedule = NoiseSchedule(cfg.schedule)
@@ -230,8 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if args.init_from:
+            # Fresh Adam moments on trained weights: ramp the rate up so the first updates do not undo them.
+            for group in optim.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (step + 1) / 100)
         optim.step()
-        ema.update(model, step)
+        ema.update(model, step + init_steps)
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.update(1)
@@ -279,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             images_all[n_train:],
             x_all[n_train:],
         )
-        export_base(out / "base", ema.shadow, prior, cfg, mean, std, meta, n_train, args)
+        export_base(out / "base", ema.shadow, prior, cfg, mean, std, meta, n_train, args, init_steps)
         print(f"base model written to {out / 'base'}; samples in {out}/samples_final_*.png", flush=True)
     cleanup_distributed()
     return 0
@@ -346,7 +378,7 @@ def write_sample_grid(
 
 
 def export_base(
-    folder: Path, model: BaseModel, prior, cfg: BaseConfig, mean, std, meta, n_train, args
+    folder: Path, model: BaseModel, prior, cfg: BaseConfig, mean, std, meta, n_train, args, init_steps=0
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"unet.{k}": v for k, v in model.unet.state_dict().items()}
@@ -368,6 +400,9 @@ def export_base(
             "train_ids": meta["ids"][:n_train],
             "holdout_ids": meta["ids"][n_train:],
             "steps": cfg.steps,
+            # Steps of the bundle this run continued (--init-from); the model has seen steps + init_steps.
+            "init_steps": init_steps,
+            "init_from": args.init_from,
             "commit": git_commit(),
         },
     )
