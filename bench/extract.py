@@ -1,10 +1,12 @@
 """Mesh extraction cost: seconds and peak memory per grid size, and the whole pipeline from seed to GLB.
 
-    python bench/extract.py [--weights BUNDLE.json] [--grids 128 256 384]
+    python bench/extract.py [--weights BUNDLE.json] [--grids 128 256 384] [--face-budgets 60000 20000]
 
 Each grid size runs in its own process so peak memory (max RSS) is that configuration's own. The baseline
 in the same run is the 128 grid; ratios are against it. The stage breakdown: diffusion (base + upsampler),
-density grid, marching cubes + clean-up, UV atlas, bake, GLB write.
+density grid, marching cubes + clean-up, UV atlas, bake, GLB write. Then the first grid again under each face
+budget (decimation target): the UV unwrap's cost grows faster than the face count; ratios are against the
+largest budget.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def single(grid: int, weights: str | None, threads: int) -> dict:
+def single(grid: int, weights: str | None, threads: int, max_faces: int | None = None) -> dict:
     import tempfile
 
     import torch
@@ -41,6 +43,8 @@ def single(grid: int, weights: str | None, threads: int) -> dict:
     torch.set_num_threads(threads)
     pipe = AvatarPipeline.from_bundle(weights)
     settings = GenerationSettings(mesh_resolution=grid)
+    if max_faces is not None:
+        settings = GenerationSettings(mesh_resolution=grid, max_faces=max_faces)
     times = {}
     t = time.perf_counter()
     planes = pipe.sample_planes(7, pipe.latent(7), settings)
@@ -84,23 +88,43 @@ def main() -> int:
     p.add_argument("--weights")
     p.add_argument("--grids", type=int, nargs="+", default=[128, 256, 384])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--face-budgets", type=int, nargs="*", default=[60000, 20000])
     p.add_argument("--single", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--max-faces", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.single:
-        print("RESULT " + json.dumps(single(args.single, args.weights, args.threads)))
+        print("RESULT " + json.dumps(single(args.single, args.weights, args.threads, args.max_faces)))
         return 0
-    results = []
-    for grid in args.grids:
+
+    def run(grid: int, max_faces: int | None = None) -> dict:
         cmd = [sys.executable, __file__, "--single", str(grid), "--threads", str(args.threads)]
         if args.weights:
             cmd += ["--weights", args.weights]
+        if max_faces is not None:
+            cmd += ["--max-faces", str(max_faces)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        results.append(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:]))
+        return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+    results = []
+    for grid in args.grids:
+        results.append(run(grid))
         r = results[-1]
         base = results[0]
         print(
             f"grid {grid:3d}: {r['seconds']['total']:6.1f} s total ({r['seconds']['total'] / base['seconds']['total']:.2f}x "
             f"the {base['grid']} grid), peak {r['peak_rss_mb']:.0f} MB, {r['faces']} faces; stages {r['seconds']}",
+            flush=True,
+        )
+    budgets = sorted(args.face_budgets, reverse=True)
+    first = None
+    for budget in budgets:
+        r = run(args.grids[0], budget)
+        first = first or r
+        uv, ref = r["seconds"]["uv"], first["seconds"]["uv"]
+        print(
+            f"face budget {budget:6d} at grid {args.grids[0]}: {r['faces']} faces, UV unwrap {uv:.1f} s "
+            f"({uv / ref:.2f}x budget {budgets[0]}), total {r['seconds']['total']:.1f} s "
+            f"({r['seconds']['total'] / first['seconds']['total']:.2f}x)",
             flush=True,
         )
     return 0

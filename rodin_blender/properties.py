@@ -46,7 +46,12 @@ class RodinSettings(bpy.types.PropertyGroup):
     inbetweens: IntProperty(name="In-betweens", default=3, min=1, max=32)
     mesh_resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)
     texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
-    max_faces: IntProperty(name="Face budget", default=60000, min=0, description="0 = no decimation")
+    max_faces: IntProperty(
+        name="Face budget",
+        default=20000,
+        min=0,
+        description="Decimate to this many faces (0 = keep all); more faces take longer to UV-unwrap",
+    )
     # Runtime state (not saved as settings the user edits).
     running: BoolProperty(default=False, options={"SKIP_SAVE"})
     progress: FloatProperty(

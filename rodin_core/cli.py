@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mesh-resolution", type=int, default=128, help="density grid size per axis (64..512)")
     gen.add_argument("--texture-size", type=int, default=1024, help="baked texture width and height")
     gen.add_argument(
-        "--max-faces", type=int, default=60000, help="decimate to this many faces (0 = keep all)"
+        "--max-faces",
+        type=int,
+        default=20000,
+        help="decimate to this many faces (0 = keep all; more is slower to unwrap)",
     )
     gen.add_argument("--preview-size", type=int, default=256)
     gen.add_argument("--weights", help="a weights bundle .json (default: the embedded model)")
