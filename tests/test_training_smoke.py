@@ -119,6 +119,9 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     more = tmp_path / "more"
     margs = ["--fitted", str(refit / "fitted"), "--out", str(more), "--preset", "smoke", "--threads", "2"]
     assert train_base.main([*margs, "--steps", "5", "--init-from", str(bundle)]) == 0
+    # Resuming it without the bundle would renormalise the planes with other statistics: refused.
+    with pytest.raises(SystemExit, match="--init-from"):
+        train_base.main([*margs, "--steps", "6", "--resume"])
     more_cfg = json.loads((more / "base" / "base.json").read_text())
     assert more_cfg["init_steps"] == 20 and more_cfg["steps"] == 5
     continued = load_tensors(more / "base" / "base.safetensors")

@@ -225,8 +225,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out} is complete ({done} steps, base/ written); nothing to do", flush=True)
             cleanup_distributed()
             return 0
+    init_from = str(Path(args.init_from).resolve()) if args.init_from else None
     if args.resume and ckpt.exists():
-        step = int(ckpt.load({"model": model, "ema": ema.shadow}, {"optim": optim})["step"])
+        saved = ckpt.load({"model": model, "ema": ema.shadow}, {"optim": optim})
+        if saved.get("init_from") != init_from:
+            # The tri-plane statistics come from the bundle or from the planes; a resume must keep the same ones.
+            raise SystemExit(
+                f"{out} was started with --init-from {saved.get('init_from')}, this run has --init-from "
+                f"{init_from}; resume it with the same option or choose another --out"
+            )
+        step = int(saved["step"])
         if info.is_main:
             print(f"resumed from {ckpt.json_path} at step {step}", flush=True)
     elif ckpt.exists():
@@ -272,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             ckpt.save(
                 step,
                 {"model": model, "ema": ema.shadow},
-                {"preset": args.preset, "loss": running},
+                {"preset": args.preset, "loss": running, "init_from": init_from},
                 {"optim": optim},
             )
             write_json_atomic(
