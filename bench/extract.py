@@ -42,9 +42,8 @@ def single(grid: int, weights: str | None, threads: int, max_faces: int | None =
 
     torch.set_num_threads(threads)
     pipe = AvatarPipeline.from_bundle(weights)
-    settings = GenerationSettings(mesh_resolution=grid)
-    if max_faces is not None:
-        settings = GenerationSettings(mesh_resolution=grid, max_faces=max_faces)
+    budget = {} if max_faces is None else {"max_faces": max_faces}
+    settings = GenerationSettings(mesh_resolution=grid, **budget)
     times = {}
     t = time.perf_counter()
     planes = pipe.sample_planes(7, pipe.latent(7), settings)

@@ -105,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
                 path = Path(tmp) / f"{name}_{view}.png"
                 renderer.render(np.array(transforms["frames"][view]["transform_matrix"]), path)
                 baked, alpha = read_render(path)
-                if alpha.mean() < 0.02:
+                coverage.append(float(alpha.mean()))
+                if coverage[-1] < 0.02:
                     raise SystemExit(
                         f"the baked mesh of {name} is missing from Blender's render of view {view} ({path}); "
                         "the mesh is outside the data set's camera or its material does not render"
                     )
-                coverage.append(float(alpha.mean()))
                 nerf = render_image(planes[i], decoder, record.cameras, view)["rgb"]
                 real = rgba_to_target(record.rgba[view].float(), WHITE)[0]
                 scores["baked_vs_nerf"].append(psnr(baked, nerf))

@@ -27,7 +27,14 @@ from rodin_core.bundle import load_bundle, load_module
 from rodin_core.data import AvatarViews, DatasetError, list_records, load_record
 from rodin_core.decoder import DecoderConfig, TriplaneDecoder
 from rodin_core.fitting import FitConfig, PlaneBank, fit_loss, holdout_views, train_views
-from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, unprefixed, write_json_atomic
+from rodin_core.io_utils import (
+    load_tensors,
+    prefixed,
+    read_json,
+    save_tensors_atomic,
+    unprefixed,
+    write_json_atomic,
+)
 from rodin_core.rendering import SamplingConfig
 from training.common import (
     Checkpointer,
@@ -120,15 +127,13 @@ def load_avatars(
 def load_frozen_decoder(source: Path) -> tuple[DecoderConfig, TriplaneDecoder]:
     if source.suffix in (".json", ".safetensors"):
         # A weights bundle: tri-planes fitted with its decoder live in the latent space its base model learned.
-        bundle_config, tensors = load_bundle(source)
-        config = DecoderConfig(**bundle_config["decoder"])
-        decoder = TriplaneDecoder(config)
-        load_module(decoder, tensors, "decoder", source)
-        return config, decoder
-    meta = read_json(source / "fitted.json", "fitted tri-plane metadata")
+        meta, tensors = load_bundle(source)
+    else:
+        meta = read_json(source / "fitted.json", "fitted tri-plane metadata")
+        tensors = prefixed(load_tensors(source / "decoder.safetensors", "decoder weights"), "decoder")
     config = DecoderConfig(**meta["decoder"])
     decoder = TriplaneDecoder(config)
-    decoder.load_state_dict(load_tensors(source / "decoder.safetensors", "decoder weights"))
+    load_module(decoder, tensors, "decoder", source)
     return config, decoder
 
 
