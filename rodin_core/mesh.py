@@ -58,6 +58,10 @@ def density_grid(
     return out.reshape(resolution, resolution, resolution).numpy()
 
 
+class NoSurfaceError(ValueError):
+    """The density field never reaches the iso-level: there is no mesh to extract."""
+
+
 def marching_cubes(volume: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Iso-surface of an [ix, iy, iz] volume over [-1, 1]^3 -> vertices (scene units), faces (outward)."""
     r = volume.shape[0]
@@ -65,7 +69,7 @@ def marching_cubes(volume: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     padded = np.pad(volume, 1, mode="constant", constant_values=0.0)
     verts, faces = mcubes.marching_cubes(padded, threshold)
     if len(faces) == 0:
-        raise ValueError(
+        raise NoSurfaceError(
             f"no surface at density {threshold}: the field's maximum is {float(volume.max()):.3g}. "
             "Lower the threshold, or check that the tri-plane and decoder belong together."
         )

@@ -102,7 +102,7 @@ def test_errors_become_reports_not_tracebacks(registered, pipeline_with):
     pipeline_with(threshold=1e9)  # nothing reaches this density: extraction fails with a message
     # From a script, an operator's ERROR report surfaces as RuntimeError carrying the report's text; in the UI
     # the same report shows in the status bar.
-    with pytest.raises(RuntimeError, match="Rodin: ValueError: no surface at density"):
+    with pytest.raises(RuntimeError, match="Rodin: NoSurfaceError: no surface at density"):
         bpy.ops.rodin.generate(seed=1, steps=2, mesh_resolution=32, blocking=True)
 
 

@@ -166,3 +166,23 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert mesh_report["per_avatar"][0]["baked_coverage"] > 0.05
     assert mesh_report["psnr_mean"]["baked_vs_nerf"] > 15.0
     assert (ev / "mesh_vs_nerf.png").is_file()
+
+    # Generation quality: attribute classifier, then shape and attribute metrics of the exported model.
+    from training import attribute_classifier, evaluate
+
+    cls = tmp_path / "classifier"
+    split = base / "base" / "base.json"
+    cargs = ["--data", str(dataset), "--split", str(split), "--out", str(cls), "--epochs", "1"]
+    assert attribute_classifier.main([*cargs, "--batch", "8", "--threads", "2"]) == 0
+    quality = tmp_path / "quality"
+    eargs = ["--weights", str(bundle), "--data", str(dataset), "--classifier", str(cls), "--fit", str(fit)]
+    eargs += ["--out", str(quality), "--mesh-resolution", "32", "--steps", "4", "--threshold", "0.5"]
+    assert evaluate.main(eargs) == 0
+    report = json.loads((quality / "evaluation.json").read_text())
+    final = report["models"][-1]
+    assert set(final["shape"]) == {evaluate.GROUND_TRUTH, evaluate.FITTED}
+    assert report["threshold"] == 0.5 and 0 <= final["samples_without_surface"] < 2
+    for metrics in [*final["shape"].values(), *report["reference_fitted_training"].values()]:
+        assert 0.0 <= metrics["COV"] <= 1.0 and 0.0 <= metrics["1-NNA"] <= 1.0 and metrics["MMD"] > 0
+    assert 0.0 <= final["attribute_agreement_conditioned_mean"] <= 1.0
+    assert "| reference: fitted training tri-planes |" in (quality / "evaluation.md").read_text()
