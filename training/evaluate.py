@@ -32,6 +32,7 @@ import trimesh
 from PIL import Image
 
 from blender_scenes.attributes import FAMILIES
+from rodin_core.bundle import load_module
 from rodin_core.cameras import Cameras
 from rodin_core.data import load_record, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
@@ -76,13 +77,9 @@ def shape_metrics(gen: list[torch.Tensor], ref: list[torch.Tensor]) -> dict[str,
     return {"COV": cov, "MMD": mmd, "1-NNA": correct}
 
 
-def mesh_points(
-    pipe: AvatarPipeline, planes: torch.Tensor, resolution: int, threshold: float, seed: int
-) -> torch.Tensor:
+def mesh_points(pipe: AvatarPipeline, planes: torch.Tensor, mesh: MeshConfig, seed: int) -> torch.Tensor:
     field = pipe.field(planes)
-    verts, faces = extract_mesh(
-        lambda p: field.density(p[None])[0], MeshConfig(resolution=resolution, threshold=threshold)
-    )
+    verts, faces = extract_mesh(lambda p: field.density(p[None])[0], mesh)
     return surface_points(verts, faces, seed)
 
 
@@ -94,8 +91,8 @@ def with_snapshot(pipe: AvatarPipeline, snapshot: Path, prior_steps: int, data: 
     tensors = load_tensors(snapshot, "base snapshot")
     if any(k.startswith("ema.") for k in tensors):  # a full training checkpoint: take its EMA weights
         tensors = unprefixed(tensors, "ema")
-    other.unet.load_state_dict(unprefixed(tensors, "unet"))
-    other.encoder.load_state_dict(unprefixed(tensors, "encoder"))
+    load_module(other.unet, tensors, "unet", snapshot)
+    load_module(other.encoder, tensors, "encoder", snapshot)
     images = frontal_images(data, pipe.config["train_ids"], other.encoder.config.image_size)
     cfg = BaseConfig(prior=other.prior.config, prior_steps=prior_steps)
     import tempfile
@@ -110,19 +107,20 @@ def frontal(pipe, planes, size=64) -> torch.Tensor:
 
 
 def evaluate_model(pipe, name, holdout, data, classifier, references, settings, mesh, data_dist):
-    """`mesh` = (marching-cubes resolution, density threshold)."""
     n = len(holdout)
     gen_points, uncond_imgs, cond_imgs = [], [], []
     empty = 0
     for i in range(n):
         planes = pipe.sample_planes(10_000 + i, pipe.latent(10_000 + i), settings)
         try:
-            gen_points.append(mesh_points(pipe, planes, *mesh, i))
+            gen_points.append(mesh_points(pipe, planes, mesh, i))
         except NoSurfaceError:  # a failed sample: counted, and left out of the shape metrics
             empty += 1
         uncond_imgs.append(frontal(pipe, planes))
     if not gen_points:
-        raise SystemExit(f"{name}: none of {n} samples has a surface at density {mesh[1]}; try --threshold")
+        raise SystemExit(
+            f"{name}: none of {n} samples has a surface at density {mesh.threshold}; try --threshold"
+        )
     for i, hid in enumerate(holdout):
         rec = load_record(data / hid, use_depth=False)
         image = rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
@@ -160,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="bundle .json (default: the embedded model)")
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", required=True, help="folder written by training.attribute_classifier")
-    p.add_argument("--fit", help="fit run folder: adds the Chamfer distance of meshes from fitted tri-planes")
+    p.add_argument(
+        "--fit",
+        help="fit run folder made with the bundle's decoder: adds the fitted held-out meshes as a second reference "
+        "set, their Chamfer distance to the ground truth, and the fitted-training-set reference row",
+    )
     p.add_argument(
         "--snapshot",
         help="another base checkpoint of the same decoder (an EMA snapshot or a train_base latest.safetensors) "
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     pipe = AvatarPipeline.from_bundle(args.weights)
     holdout = pipe.config["holdout_ids"]
-    mesh = (args.mesh_resolution, args.threshold or pipe.threshold)
+    mesh = MeshConfig(resolution=args.mesh_resolution, threshold=args.threshold or pipe.threshold)
     classifier = load_classifier(Path(args.classifier))
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
     ref_points = []
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "holdout": len(holdout),
         "points": POINTS,
         "mesh_resolution": args.mesh_resolution,
-        "threshold": mesh[1],
+        "threshold": mesh.threshold,
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "models": [],
     }
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SystemExit(f"{args.fit} has no fitted tri-planes for held-out avatars {missing[:3]}...")
         fitted_points = [
-            mesh_points(pipe, planes[index[h]][None], *mesh, 1000 + i) for i, h in enumerate(holdout)
+            mesh_points(pipe, planes[index[h]][None], mesh, 1000 + i) for i, h in enumerate(holdout)
         ]
         dists = [chamfer(f, r) for f, r in zip(fitted_points, ref_points)]
         report["fitted_mesh_chamfer"] = {"mean": float(np.mean(dists)), "max": float(np.max(dists))}
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         references[FITTED] = fitted_points
         # A generator that reproduced the training set exactly: the ceiling of these metrics at this size.
         train = [name for name in pipe.config["train_ids"] if name in index][: len(holdout)]
-        train_points = [mesh_points(pipe, planes[index[t]][None], *mesh, i) for i, t in enumerate(train)]
+        train_points = [mesh_points(pipe, planes[index[t]][None], mesh, i) for i, t in enumerate(train)]
         report["reference_fitted_training"] = {
             ref: shape_metrics(train_points, points) for ref, points in references.items()
         }
