@@ -334,8 +334,10 @@ def train_prior(
     if ckpt.exists():
         ckpt.load({"prior": prior})
         return prior.eval()
+    device = next(encoder.parameters()).device
     with torch.no_grad():
-        z = torch.cat([encoder(images), encoder(images.flip(-1))])
+        # The prior is a small MLP: it trains on the CPU whatever device the encoder is on.
+        z = torch.cat([encoder(images.to(device)), encoder(images.flip(-1).to(device))]).cpu()
     optim = torch.optim.AdamW(prior.parameters(), lr=cfg.prior_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     for step in tqdm(range(cfg.prior_steps), desc="prior", dynamic_ncols=True, disable=None):
