@@ -1,8 +1,10 @@
-"""The PointFlow shape metrics of training/evaluate.py on point sets whose answer is known."""
+"""The metrics of training/evaluate.py on inputs whose answer is known."""
+
+import math
 
 import torch
 
-from training.evaluate import shape_metrics
+from training.evaluate import HEAD, likeness, shape_metrics
 
 
 def test_shape_metrics_tell_sets_apart():
@@ -17,3 +19,24 @@ def test_shape_metrics_tell_sets_apart():
     # the two sets separate fully.
     apart = shape_metrics(far, cloud)
     assert apart["COV"] == 1 / 6 and apart["1-NNA"] == 1.0 and apart["MMD"] > 10.0
+
+
+def test_likeness_whole_view_and_head():
+    views = [torch.full((64, 64, 3), 0.5) for _ in range(2)]
+    # Off by 0.1 everywhere: MSE 0.01 is 20 dB, in the head box too.
+    off = likeness([v + 0.1 for v in views], views)
+    assert math.isclose(off["psnr"], 20.0, abs_tol=1e-3) and math.isclose(
+        off["head_psnr"], 20.0, abs_tol=1e-3
+    )
+    # Wrong only outside the head box: the head is exact, the whole view is not.
+    renders = [v.clone() for v in views]
+    for r in renders:
+        r[:, :10] = 0.0
+    body = likeness(renders, views)
+    assert body["head_psnr"] == math.inf and body["psnr"] < 20.0
+    # Wrong only inside it: the head PSNR is the lower one.
+    renders = [v.clone() for v in views]
+    for r in renders:
+        r[HEAD] += 0.2
+    head = likeness(renders, views)
+    assert head["head_psnr"] < head["psnr"]

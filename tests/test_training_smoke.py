@@ -185,4 +185,6 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     for metrics in [*final["shape"].values(), *report["reference_fitted_training"].values()]:
         assert 0.0 <= metrics["COV"] <= 1.0 and 0.0 <= metrics["1-NNA"] <= 1.0 and metrics["MMD"] > 0
     assert 0.0 <= final["attribute_agreement_conditioned_mean"] <= 1.0
+    for like in (final["conditioned_likeness"], report["reference_fitted_likeness"]):
+        assert 5.0 < like["psnr"] < 60.0 and 5.0 < like["head_psnr"] < 60.0
     assert "| reference: fitted training tri-planes |" in (quality / "evaluation.md").read_text()

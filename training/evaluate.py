@@ -37,6 +37,7 @@ from rodin_core.cameras import Cameras
 from rodin_core.data import load_record, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
 from rodin_core.mesh import MeshConfig, NoSurfaceError, extract_mesh
+from rodin_core.metrics import psnr
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid, render_image
 from training.attribute_classifier import labels, load_classifier
@@ -106,6 +107,23 @@ def frontal(pipe, planes, size=64) -> torch.Tensor:
     return render_image(planes[0], pipe.decoder, Cameras.orbit([0.0], 0.0, size), 0)["rgb"]
 
 
+# Rows and columns of the head (hair, hat and face) in a 64x64 frontal view at the generator's framing.
+HEAD = (slice(8, 40), slice(18, 46))
+
+
+def real_frontal(data: Path, name: str) -> torch.Tensor:
+    rec = load_record(data / name, use_depth=False)
+    return rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
+
+
+def likeness(renders: list[torch.Tensor], views: list[torch.Tensor]) -> dict[str, float]:
+    """Mean PSNR of frontal renders against the real frontal views, whole image and head only."""
+    return {
+        "psnr": float(np.mean([psnr(r, v) for r, v in zip(renders, views)])),
+        "head_psnr": float(np.mean([psnr(r[HEAD], v[HEAD]) for r, v in zip(renders, views)])),
+    }
+
+
 def evaluate_model(pipe, name, holdout, data, classifier, references, settings, mesh, data_dist):
     n = len(holdout)
     gen_points, uncond_imgs, cond_imgs = [], [], []
@@ -121,9 +139,8 @@ def evaluate_model(pipe, name, holdout, data, classifier, references, settings, 
         raise SystemExit(
             f"{name}: none of {n} samples has a surface at density {mesh.threshold}; try --threshold"
         )
-    for i, hid in enumerate(holdout):
-        rec = load_record(data / hid, use_depth=False)
-        image = rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
+    views = [real_frontal(data, hid) for hid in holdout]
+    for i, image in enumerate(views):
         z = pipe.encoder(image.permute(2, 0, 1)[None])
         cond_imgs.append(frontal(pipe, pipe.sample_planes(20_000 + i, z, settings)))
     shape = {ref: shape_metrics(gen_points, points) for ref, points in references.items()}
@@ -141,6 +158,8 @@ def evaluate_model(pipe, name, holdout, data, classifier, references, settings, 
             "name": name,
             "shape": shape,
             "samples_without_surface": empty,
+            # How much the sample conditioned on a held-out view looks like that view (its own render).
+            "conditioned_likeness": likeness(cond_imgs, views),
             "attribute_agreement_conditioned": agree,
             "attribute_agreement_conditioned_mean": float(np.mean(list(agree.values()))),
             "attribute_chance_unconditioned": chance,
@@ -225,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             ref: shape_metrics(train_points, points) for ref, points in references.items()
         }
         print(f"reference (fitted training tri-planes): {report['reference_fitted_training']}", flush=True)
+        # The ceiling of conditioned likeness: the held-out avatars' own fitted tri-planes.
+        report["reference_fitted_likeness"] = likeness(
+            [frontal(pipe, planes[index[h]][None]) for h in holdout], [real_frontal(data, h) for h in holdout]
+        )
     variants = [("final", pipe)]
     if args.snapshot:
         variants.insert(
@@ -238,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name}: {result['shape']}, conditioned attribute agreement "
             f"{result['attribute_agreement_conditioned_mean']:.3f} (chance "
-            f"{result['attribute_chance_unconditioned_mean']:.3f})",
+            f"{result['attribute_chance_unconditioned_mean']:.3f}), conditioned likeness "
+            f"{result['conditioned_likeness']}",
             flush=True,
         )
         if name == "final":
@@ -277,6 +301,19 @@ def markdown(report: dict) -> str:
             f"{m['attribute_chance_unconditioned_mean']:.1%} | {m['attribute_tv_unconditioned_mean']:.3f} | "
             f"{m['samples_without_surface']} of {report['holdout']} |"
         )
+    lines += [
+        "",
+        "Likeness of the sample conditioned on each held-out avatar's frontal view: PSNR of its frontal render "
+        "against that view (head: the hair, hat and face box of the 64x64 view).",
+        "",
+        "| model | PSNR | head PSNR |",
+        "|---|---|---|",
+    ]
+    rows = [(m["name"], m["conditioned_likeness"]) for m in report["models"]]
+    if "reference_fitted_likeness" in report:
+        rows.append(("reference: the avatar's own fitted tri-planes", report["reference_fitted_likeness"]))
+    for name, like in rows:
+        lines.append(f"| {name} | {like['psnr']:.2f} dB | {like['head_psnr']:.2f} dB |")
     if "fitted_mesh_chamfer" in report:
         f = report["fitted_mesh_chamfer"]
         lines += [
