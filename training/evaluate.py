@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import trimesh
 from PIL import Image
 
@@ -111,9 +112,19 @@ def frontal(pipe, planes, size=64) -> torch.Tensor:
 HEAD = (slice(8, 40), slice(18, 46))
 
 
-def real_frontal(data: Path, name: str) -> torch.Tensor:
+def real_frontal(data: Path, name: str, size: int = 64) -> torch.Tensor:
+    """(size, size, 3) frontal view over white, resampled to the size `frontal` renders at."""
     rec = load_record(data / name, use_depth=False)
-    return rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
+    image = rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
+    if image.shape[0] != size:
+        image = F.interpolate(
+            image.permute(2, 0, 1)[None],
+            size=(size, size),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[0].permute(1, 2, 0)
+    return image
 
 
 def likeness(renders: list[torch.Tensor], views: list[torch.Tensor]) -> dict[str, float]:
