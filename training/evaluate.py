@@ -28,14 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import trimesh
 from PIL import Image
 
 from blender_scenes.attributes import FAMILIES
 from rodin_core.bundle import load_module
 from rodin_core.cameras import Cameras
-from rodin_core.data import load_record, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
 from rodin_core.mesh import MeshConfig, NoSurfaceError, extract_mesh
 from rodin_core.metrics import psnr
@@ -43,6 +41,7 @@ from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid, render_image
 from training.attribute_classifier import labels, load_classifier
 from training.fit_report import load_fitted
+from training.train_base import frontal_images
 
 POINTS = 2048
 GROUND_TRUTH = "ground-truth meshes"
@@ -87,7 +86,7 @@ def mesh_points(pipe: AvatarPipeline, planes: torch.Tensor, mesh: MeshConfig, se
 
 def with_snapshot(pipe: AvatarPipeline, snapshot: Path, prior_steps: int, data: Path) -> AvatarPipeline:
     """The same pipeline with an earlier base checkpoint and a latent prior refitted to its encoder."""
-    from training.train_base import BaseConfig, frontal_images, train_prior
+    from training.train_base import BaseConfig, train_prior
 
     other = copy.deepcopy(pipe)
     tensors = load_tensors(snapshot, "base snapshot")
@@ -113,18 +112,8 @@ HEAD = (slice(8, 40), slice(18, 46))
 
 
 def real_frontal(data: Path, name: str, size: int = 64) -> torch.Tensor:
-    """(size, size, 3) frontal view over white, resampled to the size `frontal` renders at."""
-    rec = load_record(data / name, use_depth=False)
-    image = rgba_to_target(rec.rgba[rec.frontal_index], torch.ones(3))[0]
-    if image.shape[0] != size:
-        image = F.interpolate(
-            image.permute(2, 0, 1)[None],
-            size=(size, size),
-            mode="bilinear",
-            antialias=True,
-            align_corners=False,
-        )[0].permute(1, 2, 0)
-    return image
+    """(size, size, 3) frontal view over white, at the size `frontal` renders at."""
+    return frontal_images(data, [name], size)[0].permute(1, 2, 0)
 
 
 def likeness(renders: list[torch.Tensor], views: list[torch.Tensor]) -> dict[str, float]:
