@@ -188,3 +188,19 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     for like in (final["conditioned_likeness"], report["reference_fitted_likeness"]):
         assert 5.0 < like["psnr"] < 60.0 and 5.0 < like["head_psnr"] < 60.0
     assert "| reference: fitted training tri-planes |" in (quality / "evaluation.md").read_text()
+
+    # The optional image-space refiner: trained on renders of the fitted planes, reported on held-out views.
+    from training import train_refiner
+
+    ref = tmp_path / "refiner"
+    rargs = ["--fit", str(fit), "--out", str(ref), "--preset", "smoke"]
+    assert train_refiner.main(rargs) == 0
+    ref_report = json.loads((ref / "report.json").read_text())
+    assert (
+        ref_report["evaluated"] == len(ref_report["views"]) >= 1 and 5.0 < ref_report["mean"]["plain"] < 60.0
+    )
+    assert json.loads((ref / "refiner" / "refiner.json").read_text())["steps"] == 10
+    with pytest.raises(SystemExit, match="--resume"):
+        train_refiner.main(rargs)
+    assert train_refiner.main([*rargs, "--resume", "--steps", "12"]) == 0
+    assert json.loads((ref / "latest.json").read_text())["step"] == 12
