@@ -2,7 +2,7 @@
 
 NAME.json          {"format": "rodin-bundle/1", "version": ..., "decoder": {...}, "base": {...},
                     "upsampler": {...} | null, "mesh": {...}, "made_by": {"commit", "preset", ...}}
-NAME.safetensors   decoder.*, unet.*, encoder.*, prior.*, upsampler.*, text.*, stats.*
+NAME.safetensors   decoder.*, unet.*, encoder.*, prior.*, upsampler.*, text.*, refiner.*, stats.*
 """
 
 from __future__ import annotations

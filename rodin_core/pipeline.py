@@ -30,6 +30,7 @@ from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .preview import render_image
 from .prior import LatentPrior, PriorConfig
+from .refiner import ImageRefiner, RefinerConfig
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
@@ -102,6 +103,10 @@ class AvatarPipeline:
             self.text_encoder = TextEncoder(TextConfig(**text["config"]), len(self.vocab))
             load_module(self.text_encoder, tensors, "text", source)
             self.z_mean = tensors["stats.z_mean"]
+        self.refiner = None
+        if config.get("refiner"):
+            self.refiner = ImageRefiner(RefinerConfig(**config["refiner"]))
+            load_module(self.refiner, tensors, "refiner", source)
         self.final_resolution = (
             self.up_resolution if self.upsampler is not None else int(config["fit_resolution"])
         )
@@ -117,7 +122,15 @@ class AvatarPipeline:
     def modules(self) -> list[torch.nn.Module]:
         return [
             m
-            for m in (self.decoder, self.unet, self.encoder, self.prior, self.upsampler, self.text_encoder)
+            for m in (
+                self.decoder,
+                self.unet,
+                self.encoder,
+                self.prior,
+                self.upsampler,
+                self.text_encoder,
+                self.refiner,
+            )
             if m is not None
         ]
 
@@ -188,11 +201,22 @@ class AvatarPipeline:
         return TriplaneField(planes.to(self.device), self.decoder)
 
     @torch.no_grad()
-    def render(self, planes: torch.Tensor, azimuths=(0.0,), elevation: float = 0.0, size: int = 128) -> list:
+    def render(
+        self,
+        planes: torch.Tensor,
+        azimuths=(0.0,),
+        elevation: float = 0.0,
+        size: int = 128,
+        refine: bool = True,
+    ) -> list:
+        """Preview views of the NeRF, sharpened by the bundle's refiner when it has one (and `refine`)."""
         cams = Cameras.orbit(azimuths, elevation, size)
-        return [
+        views = [
             render_image(planes[0].to(self.device), self.decoder, cams, i)["rgb"] for i in range(len(cams))
         ]
+        if self.refiner is not None and refine:
+            views = [self.refiner.refine(v) for v in views]
+        return views
 
     # ------------------------------------------------------------------ meshes
 

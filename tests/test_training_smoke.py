@@ -204,3 +204,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         train_refiner.main(rargs)
     assert train_refiner.main([*rargs, "--resume", "--steps", "12"]) == 0
     assert json.loads((ref / "latest.json").read_text())["step"] == 12
+    # A bundle with the refiner sharpens previews; render(refine=False) gives the plain NeRF view.
+    refined_bundle = tmp_path / "refined.json"
+    rexp = ["--fit", str(fit), "--base", str(base), "--refiner", str(ref), "--out", str(refined_bundle)]
+    assert export.main([*rexp, "--preset", "smoke"]) == 0
+    rpipe = AvatarPipeline.from_bundle(refined_bundle)
+    assert rpipe.refiner is not None and AvatarPipeline.from_bundle(bundle).refiner is None
+    one = rpipe.sample_planes(0, rpipe.latent(0), GenerationSettings(steps=2))
+    plain, refined = rpipe.render(one, size=32, refine=False)[0], rpipe.render(one, size=32)[0]
+    assert plain.shape == refined.shape == (32, 32, 3) and not torch.equal(plain, refined)

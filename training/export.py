@@ -20,7 +20,13 @@ from training.common import git_commit
 
 
 def build_bundle(
-    fit: Path, base: Path, upsampler: Path | None, preset: str, threshold: float, text: Path | None = None
+    fit: Path,
+    base: Path,
+    upsampler: Path | None,
+    preset: str,
+    threshold: float,
+    text: Path | None = None,
+    refiner: Path | None = None,
 ) -> tuple[dict, dict]:
     fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
     base_cfg = read_json(base / "base" / "base.json", "base model config")
@@ -51,6 +57,12 @@ def build_bundle(
         tensors.update(load_tensors(text / "text.safetensors", "text encoder weights"))
         config["text"] = {"config": text_cfg["config"], "vocab": text_cfg["vocab"]}
         config["made_by"]["text_retrieval_top1"] = text_cfg["heldout_retrieval_top1"]
+    if refiner is not None:
+        ref_cfg = read_json(refiner / "refiner" / "refiner.json", "refiner config")
+        weights = load_tensors(refiner / "refiner" / "refiner.safetensors", "refiner weights")
+        tensors.update(prefixed(weights, "refiner"))
+        config["refiner"] = ref_cfg["refiner"]
+        config["made_by"]["refiner_steps"] = ref_cfg["steps"]
     return config, tensors
 
 
@@ -60,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="run folder of training.train_base")
     p.add_argument("--upsampler", help="run folder of training.train_upsampler (optional)")
     p.add_argument("--text", help="run folder of training.train_text (optional)")
+    p.add_argument("--refiner", help="run folder of training.train_refiner: sharpens previews (optional)")
     p.add_argument("--out", required=True, help="bundle .json path (the .safetensors goes beside it)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="mesh density iso-level")
@@ -71,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         args.preset,
         args.threshold,
         Path(args.text) if args.text else None,
+        Path(args.refiner) if args.refiner else None,
     )
     save_bundle(args.out, config, tensors)
     from rodin_core.pipeline import AvatarPipeline
