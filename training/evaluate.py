@@ -103,17 +103,15 @@ def with_snapshot(pipe: AvatarPipeline, snapshot: Path, prior_steps: int, data: 
     return other
 
 
-def frontal(pipe, planes, size=64) -> torch.Tensor:
+VIEW_SIZE = 64  # frontal views are compared and classified at this size
+
+
+def frontal(pipe, planes, size=VIEW_SIZE) -> torch.Tensor:
     return render_image(planes[0], pipe.decoder, Cameras.orbit([0.0], 0.0, size), 0)["rgb"]
 
 
 # Rows and columns of the head (hair, hat and face) in a 64x64 frontal view at the generator's framing.
 HEAD = (slice(8, 40), slice(18, 46))
-
-
-def real_frontal(data: Path, name: str, size: int = 64) -> torch.Tensor:
-    """(size, size, 3) frontal view over white, at the size `frontal` renders at."""
-    return frontal_images(data, [name], size)[0].permute(1, 2, 0)
 
 
 def likeness(renders: list[torch.Tensor], views: list[torch.Tensor]) -> dict[str, float]:
@@ -124,7 +122,8 @@ def likeness(renders: list[torch.Tensor], views: list[torch.Tensor]) -> dict[str
     }
 
 
-def evaluate_model(pipe, name, holdout, data, classifier, references, settings, mesh, data_dist):
+def evaluate_model(pipe, name, holdout, views, data, classifier, references, settings, mesh, data_dist):
+    """`views`: the held-out avatars' real frontal views, (H, W, 3) at the size `frontal` renders at."""
     n = len(holdout)
     gen_points, uncond_imgs, cond_imgs = [], [], []
     empty = 0
@@ -139,7 +138,6 @@ def evaluate_model(pipe, name, holdout, data, classifier, references, settings, 
         raise SystemExit(
             f"{name}: none of {n} samples has a surface at density {mesh.threshold}; try --threshold"
         )
-    views = [real_frontal(data, hid) for hid in holdout]
     for i, image in enumerate(views):
         z = pipe.encoder(image.permute(2, 0, 1)[None])
         cond_imgs.append(frontal(pipe, pipe.sample_planes(20_000 + i, z, settings)))
@@ -200,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     pipe = AvatarPipeline.from_bundle(args.weights)
     holdout = pipe.config["holdout_ids"]
+    views = list(frontal_images(data, holdout, VIEW_SIZE).permute(0, 2, 3, 1))
     mesh = MeshConfig(resolution=args.mesh_resolution, threshold=args.threshold or pipe.threshold)
     classifier = load_classifier(Path(args.classifier))
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
@@ -246,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference (fitted training tri-planes): {report['reference_fitted_training']}", flush=True)
         # The ceiling of conditioned likeness: the held-out avatars' own fitted tri-planes.
         report["reference_fitted_likeness"] = likeness(
-            [frontal(pipe, planes[index[h]][None]) for h in holdout], [real_frontal(data, h) for h in holdout]
+            [frontal(pipe, planes[index[h]][None]) for h in holdout], views
         )
     variants = [("final", pipe)]
     if args.snapshot:
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for name, model in variants:
         result, uncond, cond = evaluate_model(
-            model, name, holdout, data, classifier, references, settings, mesh, data_dist
+            model, name, holdout, views, data, classifier, references, settings, mesh, data_dist
         )
         report["models"].append(result)
         print(

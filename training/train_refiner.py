@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from rodin_core.data import load_record, rgba_to_target
+from rodin_core.fitting import train_views
 from rodin_core.io_utils import load_tensors, save_tensors_atomic, write_json_atomic
 from rodin_core.metrics import psnr
 from rodin_core.preview import grid, render_image
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{len(ids)} fitted avatars are too few to hold out {cfg.holdout}")
     held_views = list(meta["holdout_views"])
 
-    def train_views(i: int, count: int) -> list[int]:
-        usable = [v for v in range(count) if v not in held_views]
+    def views_of(i: int, count: int) -> list[int]:
+        """`views_per_avatar` of the fit's training views, spread around the orbit, offset per avatar."""
+        usable = train_views(count, tuple(held_views))
         step = max(1, len(usable) // cfg.views_per_avatar)
         return [usable[(i + k * step) % len(usable)] for k in range(cfg.views_per_avatar)]
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         x, y = cached["renders"], cached["reals"]
     else:
         n = min(cfg.avatars, n_train)
-        x, y = render_pairs(planes[:n], decoder, data, ids[:n], train_views)
+        x, y = render_pairs(planes[:n], decoder, data, ids[:n], views_of)
         save_tensors_atomic(pairs_path, {"renders": x.contiguous(), "reals": y.contiguous()})
 
     torch.manual_seed(cfg.seed)
