@@ -138,6 +138,13 @@ class Checkpointer:
     def exists(self) -> bool:
         return self.json_path.is_file() and self.tensors_path.is_file()
 
+    def refuse_overwrite(self) -> None:
+        """Stop a fresh run that would overwrite this folder's checkpoint (a run without --resume)."""
+        if self.exists():
+            raise SystemExit(
+                f"{self.folder} already holds a checkpoint; pass --resume to continue it or choose another --out"
+            )
+
     def save(
         self,
         step: int,

@@ -206,10 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         step = int(meta["step"])
         if info.is_main:
             print(f"resumed from {ckpt.json_path} at step {step}", flush=True)
-    elif ckpt.exists() and not (out / "fitted").exists():
-        raise SystemExit(
-            f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out"
-        )
+    elif not (out / "fitted").exists():
+        ckpt.refuse_overwrite()
 
     def save(step: int) -> None:
         shard_ckpt.save(step, {"bank": bank.state()}, {"rank": info.rank})

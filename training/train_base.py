@@ -237,10 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         step = int(saved["step"])
         if info.is_main:
             print(f"resumed from {ckpt.json_path} at step {step}", flush=True)
-    elif ckpt.exists():
-        raise SystemExit(
-            f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out"
-        )
+    else:
+        ckpt.refuse_overwrite()
     trained = model
     if info.enabled:
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -102,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return [usable[(i + k * step) % len(usable)] for k in range(cfg.views_per_avatar)]
 
     ckpt = Checkpointer(out, "latest")
-    if ckpt.exists() and not args.resume:
-        raise SystemExit(
-            f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out"
-        )
+    if not args.resume:
+        ckpt.refuse_overwrite()
     pairs_path = out / "pairs.safetensors"
     if pairs_path.is_file():  # rendering is most of a tiny run: a resumed run reuses it
         cached = load_tensors(pairs_path, "rendered training pairs")

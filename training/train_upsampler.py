@@ -219,10 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         step = int(ckpt.load({"unet": unet, "ema": ema.shadow}, {"optim": optim})["step"])
         if info.is_main:
             print(f"resumed from {ckpt.json_path} at step {step}", flush=True)
-    elif ckpt.exists():
-        raise SystemExit(
-            f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out"
-        )
+    else:
+        ckpt.refuse_overwrite()
     trained = DistributedDataParallel(unet) if info.enabled else unet
 
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + info.rank + step)
