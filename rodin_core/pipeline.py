@@ -243,7 +243,7 @@ class AvatarPipeline:
             return field.density(points[None].to(self.device))[0]
 
         def color(points, dirs):
-            return field.color(points[None].to(self.device), dirs[None].to(self.device))[0].cpu()
+            return field.seen_color(points[None].to(self.device), dirs[None].to(self.device))[0].cpu()
 
         verts, faces = extract_mesh(density, mesh_cfg, cancel)
         timings["mesh"] = time.perf_counter() - t

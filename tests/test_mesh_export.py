@@ -8,6 +8,7 @@ import torch
 import trimesh
 
 from rodin_core.avatar import Avatar
+from rodin_core.decoder import TriplaneField
 from rodin_core.export import write_avatar
 from rodin_core.mesh import (
     MeshConfig,
@@ -115,3 +116,33 @@ def test_obj_export_writes_material_and_texture(textured_avatar, tmp_path):
     assert len(loaded.faces) == len(textured_avatar.faces)
     with pytest.raises(ValueError, match="unknown format"):
         write_avatar(textured_avatar, tmp_path, "c", "fbx")
+
+
+class _ShellField(TriplaneField):
+    """Density 0 beyond radius 0.6, a thin dense red shell between 0.55 and 0.6, blue inside."""
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, points, dirs):
+        r = points.norm(dim=-1)
+        sigma = torch.where(r < 0.6, torch.full_like(r, 200.0), torch.zeros_like(r))
+        red, blue = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+        rgb = torch.where((r > 0.55)[..., None], red, blue).expand(*r.shape, 3)
+        return sigma, rgb
+
+
+def test_seen_colour_is_what_a_ray_meets_before_the_surface():
+    field = _ShellField()
+    # Surface points at radius 0.5 (inside the dense shell), looked at from outside along -normal.
+    normal = torch.nn.functional.normalize(
+        torch.randn(1, 32, 3, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
+    points = 0.5 * normal
+    # The colour at the point itself is the inner blue; a ray from outside stops in the red shell first.
+    assert torch.allclose(field.color(points, -normal), torch.tensor([0.0, 0.0, 1.0]).expand(1, 32, 3))
+    seen = field.seen_color(points, -normal, outside=0.12, inside=0.12, samples=13)
+    assert torch.allclose(seen, torch.tensor([1.0, 0.0, 0.0]).expand(1, 32, 3), atol=1e-3)
+    # No density along the whole segment: the colour at the point.
+    far = 2.0 * normal
+    assert torch.allclose(field.seen_color(far, -normal), field.color(far, -normal))
