@@ -163,7 +163,7 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Condition on this portrait")
     prompt: StringProperty(name="Prompt", description="Condition on this description")
     mesh_resolution: IntProperty(name="Mesh resolution", min=32, max=512, default=128)
-    texture_size: IntProperty(name="Texture size", min=64, max=8192, default=1024)
+    texture_size: IntProperty(name="Texture size", min=64, max=8192, default=512)
     max_faces: IntProperty(name="Face budget", min=0, default=20000)
     blocking: BoolProperty(name="Blocking", default=False, description="Wait for the result (scripts)")
 

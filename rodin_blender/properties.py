@@ -45,7 +45,7 @@ class RodinSettings(bpy.types.PropertyGroup):
     )
     inbetweens: IntProperty(name="In-betweens", default=3, min=1, max=32)
     mesh_resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)
-    texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
+    texture_size: IntProperty(name="Texture size", default=512, min=64, max=8192)
     max_faces: IntProperty(
         name="Face budget",
         default=20000,

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--sampler", choices=("dpmpp_2m", "ddim", "ddpm"), default="dpmpp_2m")
     gen.add_argument("--steps", type=int, default=20, help="diffusion steps (DPM-Solver++ needs ~20)")
     gen.add_argument("--mesh-resolution", type=int, default=128, help="density grid size per axis (64..512)")
-    gen.add_argument("--texture-size", type=int, default=1024, help="baked texture width and height")
+    gen.add_argument("--texture-size", type=int, default=512, help="baked texture width and height")
     gen.add_argument(
         "--max-faces",
         type=int,

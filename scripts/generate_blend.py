@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="out/demo")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--mesh-resolution", type=int, default=128)
-    p.add_argument("--texture-size", type=int, default=1024)
+    p.add_argument("--texture-size", type=int, default=512)
     p.add_argument("--preview-size", type=int, default=384)
     p.add_argument(
         "--columns", type=int, default=0, help="lay the avatars out in rows of this many (default: one row)"

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, help="density iso-level (default: the bundle's)")
     p.add_argument("--count", type=int, default=8, help="fitted avatars to evaluate (default 8)")
     p.add_argument("--mesh-resolution", type=int, default=128)
-    p.add_argument("--texture-size", type=int, default=1024)
+    p.add_argument("--texture-size", type=int, default=512)
     p.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
