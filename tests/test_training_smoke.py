@@ -70,7 +70,10 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit, match="already holds a checkpoint"):
         train_base.main(bargs)
     (base / "prior.json").unlink()  # the prior is refitted after the resumed run
-    assert train_base.main([*bargs, "--resume", "--steps", "20"]) == 0
+    with pytest.raises(SystemExit, match="--batch must be at least 1"):
+        train_base.main([*bargs, "--resume", "--batch", "0"])
+    # A resumed run may change the batch (the GPU legs of the shipped model did).
+    assert train_base.main([*bargs, "--resume", "--steps", "20", "--batch", "3"]) == 0
     assert json.loads((base / "latest.json").read_text())["step"] == 20
     assert (base / "samples_final_cond.png").is_file() and (base / "samples_final_uncond.png").is_file()
 
@@ -173,7 +176,13 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     cls = tmp_path / "classifier"
     split = base / "base" / "base.json"
     cargs = ["--data", str(dataset), "--split", str(split), "--out", str(cls), "--epochs", "1"]
-    assert attribute_classifier.main([*cargs, "--batch", "8", "--threads", "2"]) == 0
+    assert attribute_classifier.main([*cargs, "--fit", str(fit), "--batch", "8", "--threads", "2"]) == 0
+    cls_meta = json.loads((cls / "classifier.json").read_text())
+    n_train = len(json.loads(split.read_text())["train_ids"])
+    # Every real view of the training avatars plus three renders of each one's fitted tri-planes.
+    assert cls_meta["train_images"] > 3 * n_train
+    for key in ("holdout_frontal_accuracy", "holdout_all_views_accuracy", "holdout_fitted_frontal_accuracy"):
+        assert all(0.0 <= a <= 1.0 for a in cls_meta[key].values())
     quality = tmp_path / "quality"
     eargs = ["--weights", str(bundle), "--data", str(dataset), "--classifier", str(cls), "--fit", str(fit)]
     eargs += ["--out", str(quality), "--mesh-resolution", "32", "--steps", "4", "--threshold", "0.5"]
@@ -185,6 +194,9 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     for metrics in [*final["shape"].values(), *report["reference_fitted_training"].values()]:
         assert 0.0 <= metrics["COV"] <= 1.0 and 0.0 <= metrics["1-NNA"] <= 1.0 and metrics["MMD"] > 0
     assert 0.0 <= final["attribute_agreement_conditioned_mean"] <= 1.0
+    assert set(report["classifier_accuracy_on_fitted_renders"]) == set(
+        final["attribute_agreement_conditioned"]
+    )
     for like in (final["conditioned_likeness"], report["reference_fitted_likeness"]):
         assert 5.0 < like["psnr"] < 60.0 and 5.0 < like["head_psnr"] < 60.0
     assert "| reference: fitted training tri-planes |" in (quality / "evaluation.md").read_text()

@@ -152,6 +152,7 @@ def parse_args(argv):
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     p.add_argument("--resume", action="store_true")
     p.add_argument("--steps", type=int)
+    p.add_argument("--batch", type=int, help="samples per step (default: the preset's)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
     p.add_argument(
@@ -184,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = init_distributed()
-    cfg = resolve_preset(PRESETS, args.preset, {"steps": args.steps} if args.steps else {})
+    if args.batch is not None and args.batch < 1:
+        raise SystemExit(f"--batch must be at least 1; got {args.batch}")
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v}
+    cfg = resolve_preset(PRESETS, args.preset, overrides)
     if info.enabled and torch.cuda.is_available():
         device = torch.device(f"cuda:{info.local_rank}")
     else:
