@@ -4,7 +4,9 @@ import math
 
 import torch
 
-from training.evaluate import HEAD, likeness, shape_metrics
+from blender_scenes.attributes import FAMILIES
+from training.attribute_classifier import SIZE, augment
+from training.evaluate import HEAD, agreement, likeness, shape_metrics
 
 
 def test_shape_metrics_tell_sets_apart():
@@ -40,3 +42,25 @@ def test_likeness_whole_view_and_head():
         r[HEAD] += 0.2
     head = likeness(renders, views)
     assert head["head_psnr"] < head["psnr"]
+
+
+def test_attribute_agreement_counts_matches_per_family():
+    first = {fam: values[0] for fam, values in FAMILIES.items()}
+    truth = [{fam: 0 for fam in FAMILIES}, {fam: 1 for fam in FAMILIES}]
+    # The same prediction for both avatars: right for the first, wrong for the second in every family.
+    assert agreement([first, first], truth) == {fam: 0.5 for fam in FAMILIES}
+    assert agreement([first], truth[:1]) == {fam: 1.0 for fam in FAMILIES}
+
+
+def test_classifier_augmentation_keeps_images_on_white():
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.ones(8, 3, SIZE, SIZE)
+    batch[:, :, 20:44, 20:44] = 0.0  # a dark square on white
+    seen_shift = False
+    for _ in range(20):
+        out = augment(batch, gen)
+        assert out.shape == batch.shape and 0.0 <= out.min() and out.max() <= 1.0
+        # Shifts bring in white, never wrap the square around; blur moves no ink in or out (box stays dark).
+        assert torch.allclose(out.mean(), batch.mean(), atol=1e-5)
+        seen_shift |= not torch.equal(out[:, :, 20:44, 20:44], batch[:, :, 20:44, 20:44])
+    assert seen_shift
