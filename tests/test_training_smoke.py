@@ -176,11 +176,15 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     cls = tmp_path / "classifier"
     split = base / "base" / "base.json"
     cargs = ["--data", str(dataset), "--split", str(split), "--out", str(cls), "--epochs", "1"]
-    assert attribute_classifier.main([*cargs, "--fit", str(fit), "--batch", "8", "--threads", "2"]) == 0
+    cargs += ["--fit", str(fit), "--extra-data", str(dataset), "--batch", "8", "--threads", "2"]
+    assert attribute_classifier.main(cargs) == 0
     cls_meta = json.loads((cls / "classifier.json").read_text())
-    n_train = len(json.loads(split.read_text())["train_ids"])
-    # Every real view of the training avatars plus three renders of each one's fitted tri-planes.
-    assert cls_meta["train_images"] > 3 * n_train
+    train_ids = json.loads(split.read_text())["train_ids"]
+    views = {d.name: len(list((d / "images").glob("*.png"))) for d in dataset.iterdir() if d.is_dir()}
+    # Every view of the training avatars, three renders of each one's fitted tri-planes, every extra view.
+    assert cls_meta["train_images"] == sum(views[t] for t in train_ids) + 3 * len(train_ids) + sum(
+        views.values()
+    )
     for key in ("holdout_frontal_accuracy", "holdout_all_views_accuracy", "holdout_fitted_frontal_accuracy"):
         assert all(0.0 <= a <= 1.0 for a in cls_meta[key].values())
     quality = tmp_path / "quality"

@@ -3,8 +3,8 @@
     python -m training.attribute_classifier --data data/tiny --split runs/tiny/base/base/base.json \
         --fit runs/tiny/fit --out runs/tiny/classifier
 
-It sees 64 px views composited over white (every view of the training avatars and, with --fit, renders of
-their fitted tri-planes) and predicts each attribute family of blender_scenes.attributes.FAMILIES. Its own accuracy on the held-out avatars' frontal views is
+It sees 64 px views composited over white (every view of the training avatars, with --fit renders of their
+fitted tri-planes, with --extra-data every view of another data set's avatars) and predicts each attribute family of blender_scenes.attributes.FAMILIES. Its own accuracy on the held-out avatars' frontal views is
 reported next to every agreement number that uses it, so a family it cannot see is not mistaken for a
 family the generator gets wrong.
 """
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from blender_scenes.attributes import FAMILIES
 from rodin_core.cameras import Cameras
-from rodin_core.data import load_record, rgba_to_target
+from rodin_core.data import DatasetError, list_records, load_record, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.preview import render_image
 from training.fit_report import load_fitted
@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         help="fit folder (training.fit_triplanes): also train on renders of the training avatars' fitted "
         "tri-planes, and report the accuracy on the held-out avatars' ones",
     )
+    p.add_argument(
+        "--extra-data",
+        help="another data set of the generator (other --seed, any --views) whose avatars are all added to the "
+        "training images: the classifier learns from more avatars than the model's data set has",
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int)
@@ -173,6 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     hx, hy = load_views(data, split["holdout_ids"], frontal_only=True)
     ax, ay = load_views(data, split["holdout_ids"], frontal_only=False)
     reports = {"holdout_frontal_accuracy": (hx, hy), "holdout_all_views_accuracy": (ax, ay)}
+    if args.extra_data:
+        extra = Path(args.extra_data)
+        try:
+            names = [record.name for record in list_records(extra)]
+        except DatasetError as exc:
+            raise SystemExit(f"--extra-data: {exc}") from exc
+        ex, ey = load_views(extra, names, frontal_only=False)
+        x, y = torch.cat([x, ex]), {k: torch.cat([y[k], ey[k]]) for k in FAMILIES}
+        print(f"{len(names)} extra avatars, {len(ex)} views", flush=True)
     if args.fit:
         azimuths = (0.0, -25.0, 25.0)
         fx = fitted_views(Path(args.fit), split["train_ids"], azimuths)
@@ -208,7 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     save_tensors_atomic(out / "classifier.safetensors", model.state_dict())
     write_json_atomic(
         out / "classifier.json",
-        {**accs, "families": FAMILIES, "train_images": len(x), "epochs": args.epochs, "fit": args.fit},
+        {
+            **accs,
+            "families": FAMILIES,
+            "train_images": len(x),
+            "epochs": args.epochs,
+            "fit": args.fit,
+            "extra_data": args.extra_data,
+        },
     )
     print(json.dumps({name: sum(a.values()) / len(a) for name, a in accs.items()}, indent=1))
     return 0
