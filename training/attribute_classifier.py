@@ -4,7 +4,8 @@
         --fit runs/tiny/fit --out runs/tiny/classifier
 
 It sees 64 px views composited over white (every view of the training avatars, with --fit renders of their
-fitted tri-planes, with --extra-data every view of another data set's avatars) and predicts each attribute family of blender_scenes.attributes.FAMILIES. Its own accuracy on the held-out avatars' frontal views is
+fitted tri-planes, with --extra-data every view of another data set's avatars) and predicts each attribute
+family of blender_scenes.attributes.FAMILIES. Its own accuracy on the held-out avatars' frontal views is
 reported next to every agreement number that uses it, so a family it cannot see is not mistaken for a
 family the generator gets wrong.
 """
@@ -98,17 +99,18 @@ def load_views(
     return x, {k: torch.tensor(v) for k, v in targets.items()}
 
 
-def fitted_views(fit: Path, ids: list[str], azimuths: tuple[float, ...]) -> torch.Tensor:
-    """Renders of the avatars' fitted tri-planes through the fit's decoder at SIZE px, over white.
+def fitted_views(fitted: tuple, ids: list[str], azimuths: tuple[float, ...]) -> torch.Tensor:
+    """Renders of the avatars' fitted tri-planes (`load_fitted`'s result) through the fit's decoder at SIZE
+    px, over white.
 
     Generated avatars are classified from such renders; training on them too keeps the classifier from
     reading the decoder's softness as an attribute (a smooth face as "no eyebrows", say).
     """
-    meta, planes, decoder = load_fitted(fit / "fitted")
+    meta, planes, decoder = fitted
     index = {name: i for i, name in enumerate(meta["ids"])}
     missing = [name for name in ids if name not in index]
     if missing:
-        raise SystemExit(f"{fit} has no fitted tri-planes for {len(missing)} avatars, e.g. {missing[0]}")
+        raise SystemExit(f"the fit has no tri-planes for {len(missing)} avatars, e.g. {missing[0]}")
     cameras = Cameras.orbit(list(azimuths), 0.0, SIZE)
     renders = []
     for name in tqdm(ids, desc="fitted renders"):
@@ -188,12 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         x, y = torch.cat([x, ex]), {k: torch.cat([y[k], ey[k]]) for k in FAMILIES}
         print(f"{len(names)} extra avatars, {len(ex)} views", flush=True)
     if args.fit:
+        fitted = load_fitted(Path(args.fit) / "fitted")
         azimuths = (0.0, -25.0, 25.0)
-        fx = fitted_views(Path(args.fit), split["train_ids"], azimuths)
+        fx = fitted_views(fitted, split["train_ids"], azimuths)
         fy = {k: v.repeat_interleave(len(azimuths)) for k, v in labels_of(data, split["train_ids"]).items()}
         x, y = torch.cat([x, fx]), {k: torch.cat([y[k], fy[k]]) for k in FAMILIES}
         reports["holdout_fitted_frontal_accuracy"] = (
-            fitted_views(Path(args.fit), split["holdout_ids"], (0.0,)),
+            fitted_views(fitted, split["holdout_ids"], (0.0,)),
             labels_of(data, split["holdout_ids"]),
         )
     torch.manual_seed(0)
