@@ -51,12 +51,23 @@ class FitConfig:
 class PlaneBank:
     """Every avatar's tri-plane with its own Adam moments, updated only when the avatar is in the batch."""
 
-    def __init__(self, count: int, channels: int, resolution: int, init_std: float, lr: float, seed: int = 0):
+    def __init__(
+        self,
+        count: int,
+        channels: int,
+        resolution: int,
+        init_std: float,
+        lr: float,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ):
+        # Drawn on the CPU so the same seed gives the same planes on every device.
         gen = torch.Generator().manual_seed(seed)
-        self.planes = torch.randn(count, 3, channels, resolution, resolution, generator=gen) * init_std
+        planes = torch.randn(count, 3, channels, resolution, resolution, generator=gen) * init_std
+        self.planes = planes.to(device)
         self.exp_avg = torch.zeros_like(self.planes)
         self.exp_avg_sq = torch.zeros_like(self.planes)
-        self.steps = torch.zeros(count, dtype=torch.long)
+        self.steps = torch.zeros(count, dtype=torch.long, device=device)
         self.lr = lr
 
     def __len__(self) -> int:
@@ -79,10 +90,11 @@ class PlaneBank:
             getattr(self, key).copy_(value)
 
     def gather(self, index: torch.Tensor) -> torch.Tensor:
-        return self.planes[index].clone().requires_grad_(True)
+        return self.planes[index.to(self.planes.device)].clone().requires_grad_(True)
 
     @torch.no_grad()
     def step(self, index: torch.Tensor, grad: torch.Tensor, betas=(0.9, 0.99), eps: float = 1e-8) -> None:
+        index = index.to(self.planes.device)
         self.steps[index] += 1
         t = self.steps[index].float().view(-1, 1, 1, 1, 1)
         m = self.exp_avg[index].mul_(betas[0]).add_(grad, alpha=1 - betas[0])
@@ -150,6 +162,7 @@ def fit_loss(
     views: list[int],
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one fitting step on `planes` (K, 3, C, R, R), one per avatar in `batch`."""
+    device = planes.device
     background = torch.tensor(config.background)
     origins, dirs, targets, alphas, surface = [], [], [], [], []
     fg = config.foreground_fraction if step >= config.warmup_steps else 0.0
@@ -164,8 +177,10 @@ def fit_loss(
         alphas.append(alpha)
         if avatar.depth is not None:
             surface.append(avatar.depth.reshape(avatar.depth.shape[0], -1)[view_idx, pixel] * depth_to_t)
-    origins, dirs, targets, alphas = (torch.stack(x) for x in (origins, dirs, targets, alphas))
-    surface_t = torch.stack(surface) if len(surface) == len(batch) else None
+    # Rays are drawn on the CPU, where the images live; only the batch moves to the planes' device.
+    origins, dirs, targets, alphas = (torch.stack(x).to(device) for x in (origins, dirs, targets, alphas))
+    surface_t = torch.stack(surface).to(device) if len(surface) == len(batch) else None
+    background = background.to(device)
 
     used = augment_planes(planes, config, gen)
 
@@ -185,7 +200,7 @@ def fit_loss(
     ).pow(2).mean()
     # Density consistency: opacity over a short step should not change under a small jitter of the point.
     points = out["points"].reshape(len(batch), -1, 3)
-    pick = torch.randint(points.shape[1], (min(2048, points.shape[1]),))
+    pick = torch.randint(points.shape[1], (min(2048, points.shape[1]),), device=device)
     p = points[:, pick].detach()
     jittered = p + config.compact_jitter * torch.randn_like(p)
     occ = 1 - torch.exp(-0.01 * decoder.density(sample_features(used, torch.cat([p, jittered], dim=1))))

@@ -37,7 +37,11 @@ def ray_box(origins: torch.Tensor, dirs: torch.Tensor, box: float = BOX) -> tupl
 def stratified(near: torch.Tensor, far: torch.Tensor, count: int, jitter: bool) -> torch.Tensor:
     """`count` distances per ray, one per equal bin of [near, far] (random inside the bin when jittering)."""
     steps = torch.arange(count, device=near.device, dtype=near.dtype)
-    offset = torch.rand(*near.shape, count, device=near.device) if jitter else torch.full((count,), 0.5)
+    offset = (
+        torch.rand(*near.shape, count, device=near.device)
+        if jitter
+        else torch.full((count,), 0.5, device=near.device)
+    )
     u = (steps + offset) / count
     return near[..., None] + (far - near)[..., None] * u
 

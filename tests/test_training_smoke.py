@@ -43,6 +43,10 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     report = json.loads((fit / "report.json").read_text())
     assert report["evaluated"] == 5 and report["mean_psnr"] > 10.0
     assert (fit / "holdout.png").is_file()
+    # Stages that take the fitted/ folder accept the fit run folder too.
+    from training.fit_report import load_fitted
+
+    assert load_fitted(fit)[0] == load_fitted(fit / "fitted")[0]
 
     # The second mode: new captures fitted against the shared decoder, which must stay exactly as it was.
     frozen = tmp_path / "frozen"
@@ -58,7 +62,11 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         "--limit",
         "2",
     ]
+    with pytest.raises(SystemExit, match="--avatars-per-step must be at least 1"):
+        fit_triplanes.main([*fargs, "--avatars-per-step", "0", "--frozen-decoder", str(fit / "fitted")])
+    fargs += ["--avatars-per-step", "1", "--device", "cpu"]
     assert fit_triplanes.main([*fargs, "--steps", "10", "--frozen-decoder", str(fit / "fitted")]) == 0
+    assert json.loads((frozen / "latest.json").read_text())["fit"]["avatars_per_step"] == 1
     shared = load_tensors(fit / "fitted" / "decoder.safetensors")
     kept = load_tensors(frozen / "fitted" / "decoder.safetensors")
     assert shared.keys() == kept.keys() and all(torch.equal(shared[k], kept[k]) for k in shared)
@@ -72,8 +80,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     (base / "prior.json").unlink()  # the prior is refitted after the resumed run
     with pytest.raises(SystemExit, match="--batch must be at least 1"):
         train_base.main([*bargs, "--resume", "--batch", "0"])
-    # A resumed run may change the batch (the GPU legs of the shipped model did).
-    assert train_base.main([*bargs, "--resume", "--steps", "20", "--batch", "3"]) == 0
+    with pytest.raises(SystemExit, match="--lr-decay-start is a fraction of the run"):
+        train_base.main([*bargs, "--resume", "--lr-decay-start", "1.5"])
+    # A resumed run may change the batch (the GPU legs of the shipped model did) and decay the rate.
+    assert (
+        train_base.main([*bargs, "--resume", "--steps", "20", "--batch", "3", "--lr-decay-start", "0.5"]) == 0
+    )
     assert json.loads((base / "latest.json").read_text())["step"] == 20
     assert (base / "samples_final_cond.png").is_file() and (base / "samples_final_uncond.png").is_file()
 

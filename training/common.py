@@ -75,6 +75,14 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def lr_scale(step: int, total: int, decay_start: float) -> float:
+    """1 until `decay_start` (a fraction of the run), then linearly down to 0.1 at the last step."""
+    start = int(total * decay_start)
+    if step < start:
+        return 1.0
+    return 1.0 - 0.9 * (step - start) / max(1, total - start)
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

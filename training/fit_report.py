@@ -26,6 +26,9 @@ from rodin_core.triplane import resample
 
 
 def load_fitted(folder: Path) -> tuple[dict, torch.Tensor, TriplaneDecoder]:
+    """The fitted/ folder of a fit run (the run folder itself is accepted too)."""
+    if not (folder / "fitted.json").is_file() and (folder / "fitted" / "fitted.json").is_file():
+        folder = folder / "fitted"
     meta = read_json(folder / "fitted.json", "fitted tri-plane metadata")
     planes = load_tensors(folder / "planes.safetensors", "fitted tri-planes")["planes"]
     decoder = TriplaneDecoder(DecoderConfig(**meta["decoder"]))

@@ -43,6 +43,8 @@ from training.common import (
     cleanup_distributed,
     git_commit,
     init_distributed,
+    lr_scale,
+    pick_device,
     resolve_preset,
 )
 from training.fit_report import evaluate_fit
@@ -106,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-depth", action="store_true", help="ignore depth maps (fitting from images only)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--avatars-per-step",
+        type=int,
+        help="override the preset's avatars per step (a GPU fits 32 at once as fast as a CPU fits 8)",
+    )
     p.add_argument("--eval-limit", type=int, help="evaluate held-out views of only the first N avatars")
     return p.parse_args(argv)
 
@@ -137,13 +145,6 @@ def load_frozen_decoder(source: Path) -> tuple[DecoderConfig, TriplaneDecoder]:
     return config, decoder
 
 
-def lr_scale(step: int, total: int, decay_start: float) -> float:
-    start = int(total * decay_start)
-    if step < start:
-        return 1.0
-    return 1.0 - 0.9 * (step - start) / max(1, total - start)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -151,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     info = init_distributed()
     overrides = {"steps": args.steps} if args.steps else {}
     run = resolve_preset(PRESETS, args.preset, overrides)
+    if args.avatars_per_step is not None:
+        if args.avatars_per_step < 1:
+            raise SystemExit(f"error: --avatars-per-step must be at least 1, got {args.avatars_per_step}")
+        run = dataclasses.replace(
+            run, fit=dataclasses.replace(run.fit, avatars_per_step=args.avatars_per_step)
+        )
+    device = torch.device(f"cuda:{info.local_rank}") if info.enabled and torch.cuda.is_available() else None
+    device = device or pick_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -162,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(run.seed)  # the same decoder initialisation on every rank
         decoder_cfg, decoder = run.decoder, TriplaneDecoder(run.decoder)
     fit_cfg = dataclasses.replace(run.fit, channels=decoder_cfg.channels)
+    decoder = decoder.to(device)
 
     all_ids, avatars = load_avatars(
         Path(args.data), args.limit, not args.no_depth, info.rank, info.world_size
@@ -177,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_cfg.init_std,
         fit_cfg.plane_lr,
         run.seed + info.rank,
+        device,
     )
     optim = (
         torch.optim.Adam(decoder.parameters(), lr=fit_cfg.decoder_lr, betas=(0.9, 0.99))
@@ -220,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 "preset": args.preset,
                 "fit": fit_cfg.to_dict(),
                 "decoder_config": decoder_cfg.to_dict(),
+                "device": str(device),
             }
             ckpt.save(step, {"decoder": decoder}, meta, {"decoder": optim} if optim else None)
 
@@ -281,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_fitted(out, info, all_ids, bank, decoder, decoder_cfg, fit_cfg, args) -> None:
     """Gathers every rank's planes in data set order into OUT/fitted/ (rank 0 writes)."""
     folder = out / "fitted"
-    save_tensors_atomic(out / f"shard_rank{info.rank}.safetensors", {"planes": bank.planes})
+    save_tensors_atomic(out / f"shard_rank{info.rank}.safetensors", {"planes": bank.planes.cpu()})
     if info.enabled:
         dist.barrier()
     if not info.is_main:
@@ -291,7 +303,7 @@ def write_fitted(out, info, all_ids, bank, decoder, decoder_cfg, fit_cfg, args) 
         planes[rank :: info.world_size] = load_tensors(out / f"shard_rank{rank}.safetensors")["planes"]
     folder.mkdir(exist_ok=True)
     save_tensors_atomic(folder / "planes.safetensors", {"planes": planes.contiguous()})
-    save_tensors_atomic(folder / "decoder.safetensors", decoder.state_dict())
+    save_tensors_atomic(folder / "decoder.safetensors", {k: v.cpu() for k, v in decoder.state_dict().items()})
     write_json_atomic(
         folder / "fitted.json",
         {

@@ -43,6 +43,7 @@ from training.common import (
     cleanup_distributed,
     git_commit,
     init_distributed,
+    lr_scale,
     pick_device,
     resolve_preset,
 )
@@ -60,6 +61,7 @@ class BaseConfig:
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     batch: int = 16
     lr: float = 3e-4
+    lr_decay_start: float = 1.0  # fraction of the run after which the rate decays linearly to 10% (1: never)
     steps: int = 1250  # ~2 s a step on 2 CPU cores (batch 16): 42 minutes
     ema_decay: float = 0.999
     cfg_drop: float = 0.2
@@ -153,6 +155,12 @@ def parse_args(argv):
     p.add_argument("--resume", action="store_true")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch", type=int, help="samples per step (default: the preset's)")
+    p.add_argument(
+        "--lr-decay-start",
+        type=float,
+        help="fraction of the run after which the learning rate decays linearly to 10%% (default: the preset's; "
+        "1 keeps it constant)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
     p.add_argument(
@@ -187,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     info = init_distributed()
     if args.batch is not None and args.batch < 1:
         raise SystemExit(f"--batch must be at least 1; got {args.batch}")
+    if args.lr_decay_start is not None and not 0.0 <= args.lr_decay_start <= 1.0:
+        raise SystemExit(f"--lr-decay-start is a fraction of the run, 0 to 1; got {args.lr_decay_start}")
     overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v}
+    if args.lr_decay_start is not None:
+        overrides["lr_decay_start"] = args.lr_decay_start
     cfg = resolve_preset(PRESETS, args.preset, overrides)
     if info.enabled and torch.cuda.is_available():
         device = torch.device(f"cuda:{info.local_rank}")
@@ -268,10 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        lr = cfg.lr * lr_scale(step, cfg.steps, cfg.lr_decay_start)
         if args.init_from:
             # Fresh Adam moments on trained weights: ramp the rate up so the first updates do not undo them.
-            for group in optim.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (step + 1) / 100)
+            lr *= min(1.0, (step + 1) / 100)
+        for group in optim.param_groups:
+            group["lr"] = lr
         optim.step()
         ema.update(model, step + init_steps)
         step += 1
@@ -423,5 +437,5 @@ def export_base(
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except DatasetError as exc:
+    except (DatasetError, FileNotFoundError) as exc:
         sys.exit(f"error: {exc}")

@@ -385,5 +385,5 @@ def evaluate(
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except DatasetError as exc:
+    except (DatasetError, FileNotFoundError) as exc:
         sys.exit(f"error: {exc}")
