@@ -122,9 +122,21 @@ def edit_success(pipe, classifier, count: int, strength: float, settings) -> tup
             edited = pipe.edit_planes(planes, z_edit, seed, strength, settings)
             after_img = frontal(pipe, edited)
             after = classifier.predict(after_img.permute(2, 0, 1)[None])[0]
+            # The control: the same re-noising with the avatar's own latent. What it changes is SDEdit's doing
+            # (and the classifier's instability on near-identical renders), not the prompt's.
+            null = pipe.edit_planes(planes, z, seed, strength, settings)
+            null_read = classifier.predict(frontal(pipe, null).permute(2, 0, 1)[None])[0]
             others = [f for f in FAMILIES if f != family]
             changed = [f for f in others if after[f] != before[f]]
-            cases.append({"seed": seed, "shows": bool(shows(after[family])), "changed": changed})
+            null_changed = [f for f in others if null_read[f] != before[f]]
+            cases.append(
+                {
+                    "seed": seed,
+                    "shows": bool(shows(after[family])),
+                    "changed": changed,
+                    "null_changed": null_changed,
+                }
+            )
             if len(cases) <= 2:
                 pairs += [before_img, after_img]
         if not cases:
@@ -134,6 +146,9 @@ def edit_success(pipe, classifier, count: int, strength: float, settings) -> tup
             "cases": len(cases),
             "shows_new_value": float(np.mean([c["shows"] for c in cases])),
             "others_kept_mean": float(np.mean([1 - len(c["changed"]) / (len(FAMILIES) - 1) for c in cases])),
+            "others_kept_by_null_edit": float(
+                np.mean([1 - len(c["null_changed"]) / (len(FAMILIES) - 1) for c in cases])
+            ),
             "success": float(np.mean([c["shows"] and len(c["changed"]) <= 1 for c in cases])),
             "changed_families": sorted({f for c in cases for f in c["changed"]}),
         }
@@ -214,18 +229,20 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         f"Edits (SDEdit strength {s['edit_strength']}): success = the asked value is read after the edit and at "
-        "most one other family reads differently than before.",
+        "most one other family reads differently than before. Null edit: the same re-noising with the avatar's "
+        "own latent, the control for what SDEdit and the classifier change without any prompt.",
         "",
-        "| edit | avatars | shows new value | other families kept (mean) | success | families that changed |",
-        "|---|---|---|---|---|---|",
+        "| edit | avatars | shows new value | other families kept (mean) | kept by the null edit | success | "
+        "families that changed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for prompt, e in report["edits"].items():
         if not e["cases"]:
-            lines.append(f"| {prompt} | 0 | - | - | - | {e['note']} |")
+            lines.append(f"| {prompt} | 0 | - | - | - | - | {e['note']} |")
             continue
         lines.append(
             f"| {prompt} | {e['cases']} | {e['shows_new_value']:.0%} | {e['others_kept_mean']:.0%} | "
-            f"{e['success']:.0%} | {', '.join(e['changed_families']) or '-'} |"
+            f"{e['others_kept_by_null_edit']:.0%} | {e['success']:.0%} | {', '.join(e['changed_families']) or '-'} |"
         )
     return "\n".join(lines) + "\n"
 
