@@ -83,7 +83,10 @@ def lr_scale(step: int, total: int, decay_start: float) -> float:
     return 1.0 - 0.9 * (step - start) / max(1, total - start)
 
 
-def pick_device(requested: str = "auto") -> torch.device:
+def pick_device(requested: str = "auto", info: DistInfo | None = None) -> torch.device:
+    """The device a run asked for; under torchrun on GPUs each rank takes its own local GPU."""
+    if info is not None and info.enabled and torch.cuda.is_available():
+        return torch.device(f"cuda:{info.local_rank}")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():

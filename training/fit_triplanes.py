@@ -158,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         run = dataclasses.replace(
             run, fit=dataclasses.replace(run.fit, avatars_per_step=args.avatars_per_step)
         )
-    device = torch.device(f"cuda:{info.local_rank}") if info.enabled and torch.cuda.is_available() else None
-    device = device or pick_device(args.device)
+    device = pick_device(args.device, info)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -201,10 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr_decay_start is not None:
         overrides["lr_decay_start"] = args.lr_decay_start
     cfg = resolve_preset(PRESETS, args.preset, overrides)
-    if info.enabled and torch.cuda.is_available():
-        device = torch.device(f"cuda:{info.local_rank}")
-    else:
-        device = pick_device(args.device)
+    device = pick_device(args.device, info)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
