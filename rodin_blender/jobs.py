@@ -49,7 +49,9 @@ class Request:
     text: str | None = None
     mode: str = "generate"  # "generate", "edit" (seeds[0] + latent + strength) or "interpolate" (seeds a, b)
     latents: list | None = None  # stored latent codes of the avatars being edited / interpolated
-    strength: float = 0.5
+    variations: list | None = None  # and their variation indices (which diffusion noise they were drawn from)
+    strength: float = 1.0
+    local: bool = True  # an edit naming a part (glasses, hair, ...) changes only that part
     inbetweens: int = 3
     variation: int = 0
     weights: str | None = None
@@ -128,20 +130,32 @@ class GenerationJob:
         """Edits and interpolations: tri-planes from stored latents, then the usual mesh + texture."""
         import torch
 
+        from rodin_core.pipeline import noise_seed
+
         req = self.request
         zs = [torch.tensor(z, dtype=torch.float32)[None] for z in (req.latents or [])]
+        noise = [noise_seed(s, v) for s, v in zip(req.seeds, req.variations or [0] * len(req.seeds))]
+        parts: list[str] = []
         if req.mode == "edit":
             self.stage = "editing"
-            z, unknown = pipe.edit_latent(zs[0], text=req.text, image=req.image)
+            planes = pipe.sample_planes(noise[0], zs[0], settings, cancel=self.cancel)
+            result = pipe.edit(
+                planes,
+                zs[0],
+                noise[0],
+                text=req.text,
+                image=req.image,
+                strength=req.strength,
+                local=req.local,
+                settings=settings,
+                cancel=self.cancel,
+            )
+            unknown, parts = result.unknown_words, result.parts
             self.note_unknown(unknown)
-            planes = pipe.sample_planes(req.seeds[0], zs[0], settings)
-            edited = pipe.edit_planes(planes, z, req.seeds[0], req.strength, settings, cancel=self.cancel)
-            strips = [edited]
+            strips = [result.planes]
         else:
             self.stage = "interpolating"
-            strips = pipe.interpolate(req.seeds[0], req.seeds[1], req.inbetweens + 2, settings, zs[0], zs[1])[
-                1:-1
-            ]
+            strips = pipe.interpolate(noise[0], noise[1], req.inbetweens + 2, settings, zs[0], zs[1])[1:-1]
             unknown = []
         for i, planes in enumerate(strips):
             self.stage = f"mesh {i + 1}/{len(strips)}"
@@ -153,6 +167,7 @@ class GenerationJob:
                 "mode": req.mode,
                 "text": req.text,
                 "strength": req.strength,
+                "edited_parts": parts,
                 "unknown_words": unknown,
                 "settings": req.settings,
                 "model": {"version": pipe.version},

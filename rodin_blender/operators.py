@@ -286,13 +286,19 @@ def _latent(obj) -> list[float] | None:
     return json.loads(obj.get("rodin_metadata", "{}")).get("latent")
 
 
+def _variation(obj) -> int:
+    """0 for an avatar drawn from its seed's own noise; a variation's index otherwise."""
+    return int(json.loads(obj.get("rodin_metadata", "{}")).get("variation", 0))
+
+
 class RODIN_OT_edit(bpy.types.Operator, _Generating):
-    """Change the selected avatar towards a prompt or a portrait, keeping the rest (partial re-noising)"""
+    """Change the selected avatar towards a prompt or a portrait; a prompt naming a part changes only that part"""
 
     bl_idname = "rodin.edit"
     bl_label = "Apply Edit"
     prompt: StringProperty(name="Edit", description='e.g. "round glasses"')
-    strength: FloatProperty(name="Strength", min=0.05, max=1.0, default=0.5)
+    strength: FloatProperty(name="Strength", min=0.05, max=1.0, default=1.0)
+    local: BoolProperty(name="Only the named part", default=True)
     blocking: BoolProperty(default=False, options={"SKIP_SAVE"})
 
     @classmethod
@@ -305,6 +311,7 @@ class RODIN_OT_edit(bpy.types.Operator, _Generating):
         obj = _selected_avatar(context)
         prompt = self.prompt if self.properties.is_property_set("prompt") else panel.edit_prompt
         strength = self.strength if self.properties.is_property_set("strength") else panel.edit_strength
+        local = self.local if self.properties.is_property_set("local") else panel.edit_local
         image = panel.edit_image if not prompt else ""
         if not prompt and not image:
             self.report({"ERROR"}, 'Rodin: describe the edit (e.g. "round glasses") or pick an edit image')
@@ -315,10 +322,12 @@ class RODIN_OT_edit(bpy.types.Operator, _Generating):
             [int(obj["rodin_seed"])],
             values,
             image,
+            variations=[_variation(obj)],
             text=prompt,
             mode="edit",
             latents=[_latent(obj)],
             strength=strength,
+            local=local,
         )
         origin = (obj.location.x + panel.spacing, obj.location.y, obj.location.z)
         return self.start(context, request, panel.spacing, blocking=self.blocking, origin=origin)
@@ -348,6 +357,7 @@ class RODIN_OT_interpolate(bpy.types.Operator, _Generating):
             None,
             mode="interpolate",
             latents=[_latent(a), _latent(b)],
+            variations=[_variation(a), _variation(b)],
             inbetweens=count,
         )
         spacing = (b.location.x - a.location.x) / (count + 1)

@@ -58,6 +58,7 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
             box.prop(s, "edit_prompt", text="")
             box.prop(s, "edit_image")
             box.prop(s, "edit_strength")
+            box.prop(s, "edit_local")
             box.operator("rodin.edit", icon="MODIFIER")
         pair = [o for o in context.selected_objects if "rodin_seed" in o]
         if len(pair) == 2:

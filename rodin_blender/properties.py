@@ -41,7 +41,16 @@ class RodinSettings(bpy.types.PropertyGroup):
         name="Edit image", subtype="FILE_PATH", description="Move towards this portrait"
     )
     edit_strength: FloatProperty(
-        name="Strength", default=0.5, min=0.05, max=1.0, description="How much of the avatar is re-imagined"
+        name="Strength",
+        default=1.0,
+        min=0.05,
+        max=1.0,
+        description="How much of the avatar (or of the named part) is re-imagined",
+    )
+    edit_local: BoolProperty(
+        name="Only the named part",
+        default=True,
+        description='A prompt naming a part ("glasses", "hair", "beard", "shirt", "hat") leaves the rest untouched',
     )
     inbetweens: IntProperty(name="In-betweens", default=3, min=1, max=32)
     mesh_resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)

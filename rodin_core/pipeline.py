@@ -31,6 +31,7 @@ from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .preview import render_image
 from .prior import LatentPrior, PriorConfig
 from .refiner import ImageRefiner, RefinerConfig
+from .regions import blend_region, parts_named
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
@@ -41,7 +42,14 @@ from .unet import TriplaneUNet, UNetConfig
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["AvatarPipeline", "GenerationSettings", "GenerationCancelled", "BundleError"]
+__all__ = [
+    "AvatarPipeline",
+    "EditResult",
+    "GenerationSettings",
+    "GenerationCancelled",
+    "BundleError",
+    "noise_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,14 @@ class GenerationSettings:
         if not 64 <= self.texture_size <= 8192:
             raise ValueError(f"texture size must be between 64 and 8192; got {self.texture_size}")
         MeshConfig(resolution=self.mesh_resolution, max_faces=self.max_faces).validate()
+
+
+@dataclass
+class EditResult:
+    planes: torch.Tensor  # (1, 3, C, R, R) final tri-planes of the edited avatar
+    latent: torch.Tensor  # the latent code the edit moved to
+    unknown_words: list[str]  # words of the prompt the model does not know (left out)
+    parts: list[str]  # the parts it was limited to (rodin_core.regions); empty = the whole avatar
 
 
 class AvatarPipeline:
@@ -284,9 +300,7 @@ class AvatarPipeline:
             z, unknown = self.encode_text(text)
         else:
             z = self.latent(seed, image=image, text=text)
-        planes = self.sample_planes(
-            seed + 7919 * variation if variation else seed, z, settings, progress, cancel
-        )
+        planes = self.sample_planes(noise_seed(seed, variation), z, settings, progress, cancel)
         timings["diffusion"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
         avatar.metadata = {
@@ -325,20 +339,22 @@ class AvatarPipeline:
         planes: torch.Tensor,
         z: torch.Tensor,
         seed: int,
-        strength: float = 0.5,
+        strength: float = 1.0,
         settings: GenerationSettings = GenerationSettings(),
         progress: Progress | None = None,
         cancel=None,
     ) -> torch.Tensor:
         """SDEdit: noise the avatar's base tri-plane to `strength` (0 = unchanged, 1 = resampled) and denoise it
-        towards latent z; identity is kept to the degree the remaining signal carries it."""
+        towards latent z. `seed` is the avatar's noise seed (see `noise_seed`): the re-noising reuses the noise
+        the avatar was drawn from, so its own latent at strength 1 gives the avatar back exactly."""
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"edit strength must be in (0, 1]; got {strength}")
-        start = max(1, int(round(strength * (self.schedule.num_steps - 1))))
+        last = self.schedule.num_steps - 1
+        start = max(1, int(round(strength * last)))
         x0 = roll_out(normalize(resample(planes.cpu(), self.resolution), self.mean, self.std))
-        gen = torch.Generator().manual_seed(_seed(seed, "base") + 17)
+        gen = torch.Generator().manual_seed(_seed(seed, "base"))
         noise = torch.randn(x0.shape, generator=gen)
-        x_t = self.schedule.add_noise(x0, noise, torch.tensor([start])).float().to(self.device)
+        x_t = noise if start == last else self.schedule.add_noise(x0, noise, torch.tensor([start])).float()
         steps = max(2, int(round(settings.steps * strength)))
         rolled = sample_base(
             self.unet,
@@ -352,11 +368,35 @@ class AvatarPipeline:
             _stage(progress, "base diffusion"),
             cancel,
             start=start,
-            x_start=x_t,
+            x_start=x_t.to(self.device),
         )
         return self._finish(
             denormalize(roll_in(rolled.cpu()), self.mean, self.std), seed, settings, progress, cancel
         )
+
+    @torch.no_grad()
+    def edit(
+        self,
+        planes: torch.Tensor,
+        z: torch.Tensor,
+        seed: int,
+        text: str | None = None,
+        image=None,
+        strength: float = 1.0,
+        local: bool = True,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> EditResult:
+        """An avatar (its final tri-planes, latent z and noise seed) changed by a prompt or a portrait.
+
+        With `local`, a prompt that names a part ("glasses", "hair", "beard", "shirt", ...) changes only that
+        part (rodin_core.regions) and leaves the rest of the avatar exactly as it was; a prompt that names none,
+        and any image edit, changes the whole avatar."""
+        z_new, unknown = self.edit_latent(z, text=text, image=image)
+        edited = self.edit_planes(planes, z_new, seed, strength, settings, progress, cancel)
+        parts = parts_named(text) if (local and text and image is None) else []
+        return EditResult(blend_region(planes.cpu(), edited.cpu(), parts), z_new, unknown, parts)
 
     @torch.no_grad()
     def interpolate(
@@ -369,7 +409,8 @@ class AvatarPipeline:
         z_b: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Tri-planes of `count` avatars from a to b (ends included): latent codes and initial noise are both
-        interpolated on the sphere, so the ends reproduce the two avatars exactly."""
+        interpolated on the sphere, so the ends reproduce the two avatars exactly. Seeds are the avatars' noise
+        seeds (`noise_seed`); a variation's latent code must then be passed, since it is its own seed's."""
         if count < 2:
             raise ValueError(f"interpolation needs at least 2 avatars (the two ends); got {count}")
         z_a = self.latent(seed_a) if z_a is None else z_a
@@ -434,6 +475,11 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-0.9999, 0.9999)[:, None]
     omega = torch.arccos(cos)
     return (torch.sin((1 - w) * omega) * a + torch.sin(w * omega) * b) / torch.sin(omega)
+
+
+def noise_seed(seed: int, variation: int = 0) -> int:
+    """The seed of the diffusion noise of an avatar: its own seed, or a variation's (same latent, new noise)."""
+    return int(seed) + 7919 * int(variation) if variation else int(seed)
 
 
 def _seed(seed: int, stage: str) -> int:

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from helpers import random_bundle
 
 bpy = pytest.importorskip("bpy")
@@ -165,6 +166,34 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         assert job.error is None and job.unknown_words == ["glitter"]
     finally:
         scene.rodin.conditioning = "NONE"
+
+
+def test_edit_of_a_variation_changes_only_the_named_part(registered, pipeline_with):
+    from rodin_core.triplane import sample_features
+
+    pipe = pipeline_with(threshold=0.01, with_text=True)
+    settings = {"steps": 2, "mesh_resolution": 32, "texture_size": 64, "upsampler_steps": 2}
+    original = pipe.generate(4, variation=3, **settings)
+    job = jobs.GenerationJob(
+        jobs.Request(
+            seeds=[4],
+            settings=settings,
+            variations=[3],
+            text="round glasses",
+            mode="edit",
+            latents=[original.metadata["latent"]],
+        )
+    )
+    job.run()
+    assert job.error is None
+    edited = job.results.get_nowait().avatar
+    assert edited.metadata["mode"] == "edit" and edited.metadata["edited_parts"] == ["eyes"]
+    xs = torch.linspace(-0.8, 0.8, 9)
+    chest = torch.stack([xs, torch.full_like(xs, -0.3), torch.full_like(xs, -0.7)], -1)[None]
+    kept = sample_features(edited.planes, chest) - sample_features(original.planes, chest)
+    assert kept.abs().max() < 1e-3  # the stored latent is rounded to 5 decimals
+    plain = pipe.generate(4, **settings)  # what an edit that forgot the variation's noise would start from
+    assert (sample_features(plain.planes, chest) - sample_features(original.planes, chest)).abs().max() > 1e-2
 
 
 class RecordingLayout:

@@ -46,6 +46,21 @@ def test_same_seed_same_avatar():
     assert (a == b).all()
 
 
+def test_edit_strength_sets_how_much_of_the_avatar_changes():
+    pipe = AvatarPipeline.from_bundle()
+    z = pipe.latent(3)
+    planes = pipe.sample_planes(3, z)
+    z_new, _ = pipe.edit_latent(z, text="add glasses")
+
+    def change(latent, strength):
+        return float((pipe.edit_planes(planes, latent, 3, strength) - planes).abs().mean())
+
+    light, half, full = change(z_new, 0.1), change(z_new, 0.6), change(z_new, 1.0)
+    assert light < half < full
+    assert change(z, 1.0) < 1e-6  # its own latent and noise: the avatar itself
+    assert change(z, 0.6) < half  # re-noising alone changes less than re-noising towards the prompt
+
+
 @pytest.mark.blender
 def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
     """The shipped text encoder against real Blender renders of the avatars it never trained on: each

@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--mesh-resolution", type=int, default=96)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument(
+        "--guidance", type=float, default=GenerationSettings.guidance, help="classifier-free guidance"
+    )
     p.add_argument("--threshold", type=float, help="density iso-level of the meshes (default: the bundle's)")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
@@ -219,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         fam: np.bincount([lab[fam] for lab in train_labels], minlength=len(v)) / len(train_labels)
         for fam, v in FAMILIES.items()
     }
-    settings = GenerationSettings(steps=args.steps)
+    settings = GenerationSettings(steps=args.steps, guidance=args.guidance)
     report = {
         "holdout": len(holdout),
         "points": POINTS,
         "mesh_resolution": args.mesh_resolution,
         "threshold": mesh.threshold,
+        "sampling": {"sampler": settings.sampler, "steps": settings.steps, "guidance": settings.guidance},
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "models": [],
     }
@@ -288,7 +292,12 @@ def markdown(report: dict) -> str:
         "",
         f"{report['holdout']} held-out avatars; {report['points']}-point surface samples of meshes at "
         f"{report['mesh_resolution']}^3 marching cubes; Chamfer = mean squared nearest-neighbour distance both "
-        "ways, in scene units (1 unit = 0.25 m).",
+        "ways, in scene units (1 unit = 0.25 m)."
+        + (
+            " Samples: {sampler}, {steps} steps, guidance {guidance}.".format(**report["sampling"])
+            if "sampling" in report
+            else ""
+        ),
         "",
         "| model | references | COV (higher) | MMD (lower) | 1-NNA (50% ideal) |",
         "|---|---|---|---|---|",

@@ -29,6 +29,7 @@ from blender_scenes.attributes import FAMILIES, caption, draw_attributes
 from rodin_core.io_utils import read_json, write_json_atomic
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid
+from rodin_core.regions import blend_region, parts_named
 from training.attribute_classifier import load_classifier
 from training.evaluate import frontal
 
@@ -105,7 +106,7 @@ def text_agreement(pipe, classifier, prompts: list[dict], settings) -> dict:
     }, cond_imgs
 
 
-def edit_success(pipe, classifier, count: int, strength: float, settings) -> tuple[dict, list]:
+def edit_success(pipe, classifier, count: int, strength: float, local: bool, settings) -> tuple[dict, list]:
     results, pairs = {}, []
     for prompt, family, shows, applies in EDITS:
         cases = []
@@ -118,13 +119,12 @@ def edit_success(pipe, classifier, count: int, strength: float, settings) -> tup
             before = classifier.predict(before_img.permute(2, 0, 1)[None])[0]
             if not applies(before):
                 continue
-            z_edit, _ = pipe.edit_latent(z, text=prompt)
-            edited = pipe.edit_planes(planes, z_edit, seed, strength, settings)
-            after_img = frontal(pipe, edited)
+            edit = pipe.edit(planes, z, seed, text=prompt, strength=strength, local=local, settings=settings)
+            after_img = frontal(pipe, edit.planes)
             after = classifier.predict(after_img.permute(2, 0, 1)[None])[0]
             # The control: the same re-noising with the avatar's own latent. What it changes is SDEdit's doing
             # (and the classifier's instability on near-identical renders), not the prompt's.
-            null = pipe.edit_planes(planes, z, seed, strength, settings)
+            null = blend_region(planes, pipe.edit_planes(planes, z, seed, strength, settings), edit.parts)
             null_read = classifier.predict(frontal(pipe, null).permute(2, 0, 1)[None])[0]
             others = [f for f in FAMILIES if f != family]
             changed = [f for f in others if after[f] != before[f]]
@@ -144,6 +144,7 @@ def edit_success(pipe, classifier, count: int, strength: float, settings) -> tup
             continue
         results[prompt] = {
             "cases": len(cases),
+            "parts": parts_named(prompt) if local else [],
             "shows_new_value": float(np.mean([c["shows"] for c in cases])),
             "others_kept_mean": float(np.mean([1 - len(c["changed"]) / (len(FAMILIES) - 1) for c in cases])),
             "others_kept_by_null_edit": float(
@@ -164,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--fresh", type=int, default=32, help="prompts from new attribute draws (default 32)")
     p.add_argument("--edits", type=int, default=12, help="avatars per edit prompt (default 12)")
-    p.add_argument("--strength", type=float, default=0.6, help="SDEdit strength of the edits (default 0.6)")
+    p.add_argument("--strength", type=float, default=1.0, help="SDEdit strength of the edits (default 1.0)")
+    p.add_argument(
+        "--whole",
+        action="store_true",
+        help="edits change the whole avatar, not only the part the prompt names",
+    )
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int)
@@ -183,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts = prompt_set(data, pipe.config["holdout_ids"], args.fresh)
     text, _ = text_agreement(pipe, classifier, prompts, settings)
     print(f"text agreement {text['agreement_mean']:.3f} (chance {text['chance_mean']:.3f})", flush=True)
-    edits, pairs = edit_success(pipe, classifier, args.edits, args.strength, settings)
+    edits, pairs = edit_success(pipe, classifier, args.edits, args.strength, not args.whole, settings)
 
     shown = [
         frontal(pipe, pipe.sample_planes(60_000 + i, pipe.encode_text(t)[0], settings), 128)
@@ -195,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     Image.fromarray(grid(strip, columns=len(strip))).save(out / "interpolation.png")
 
     report = {
-        "settings": {"guidance": args.guidance, "steps": args.steps, "edit_strength": args.strength},
+        "settings": {
+            "guidance": args.guidance,
+            "steps": args.steps,
+            "edit_strength": args.strength,
+            "edits_local": not args.whole,
+        },
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "text": text,
         "edits": edits,
@@ -228,20 +239,26 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        f"Edits (SDEdit strength {s['edit_strength']}): success = the asked value is read after the edit and at "
-        "most one other family reads differently than before. Null edit: the same re-noising with the avatar's "
-        "own latent, the control for what SDEdit and the classifier change without any prompt.",
+        f"Edits (SDEdit strength {s['edit_strength']}, re-noised with the avatar's own noise; "
+        + (
+            "limited to the part the prompt names, the rest of the tri-planes kept exactly"
+            if s.get("edits_local")
+            else "the whole avatar"
+        )
+        + "): success = the asked value is read after the edit and at most one other family reads differently "
+        "than before. Null edit: the same re-noising with the avatar's own latent, the control for what SDEdit "
+        "and the classifier change without any prompt.",
         "",
-        "| edit | avatars | shows new value | other families kept (mean) | kept by the null edit | success | "
-        "families that changed |",
-        "|---|---|---|---|---|---|---|",
+        "| edit | part | avatars | shows new value | other families kept (mean) | kept by the null edit | "
+        "success | families that changed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for prompt, e in report["edits"].items():
         if not e["cases"]:
-            lines.append(f"| {prompt} | 0 | - | - | - | - | {e['note']} |")
+            lines.append(f"| {prompt} | - | 0 | - | - | - | - | {e['note']} |")
             continue
         lines.append(
-            f"| {prompt} | {e['cases']} | {e['shows_new_value']:.0%} | {e['others_kept_mean']:.0%} | "
+            f"| {prompt} | {', '.join(e.get('parts', [])) or 'whole'} | {e['cases']} | {e['shows_new_value']:.0%} | {e['others_kept_mean']:.0%} | "
             f"{e['others_kept_by_null_edit']:.0%} | {e['success']:.0%} | {', '.join(e['changed_families']) or '-'} |"
         )
     return "\n".join(lines) + "\n"
