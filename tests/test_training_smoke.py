@@ -102,6 +102,16 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         train_text.main(["--base", str(base), "--data", str(dataset), "--out", str(text), "--steps", "20"])
         == 0
     )
+    # Another data set's avatars widen the caption/latent pairs (here the same records again, under new keys).
+    wide = tmp_path / "text_wide"
+    text_args = ["--base", str(base), "--data", str(dataset), "--steps", "5"]
+    assert train_text.main([*text_args, "--out", str(wide), "--extra-data", str(dataset)]) == 0
+    own = json.loads((text / "text.json").read_text())["training_avatars"]
+    assert json.loads((wide / "text.json").read_text())["training_avatars"] == own + len(
+        list(dataset.glob("*/transforms.json"))
+    )
+    with pytest.raises(SystemExit, match="--extra-data: .*does not exist"):
+        train_text.main([*text_args, "--out", str(wide), "--extra-data", str(tmp_path / "nowhere")])
 
     bundle = tmp_path / "model.json"
     exp = [

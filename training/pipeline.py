@@ -1,5 +1,8 @@
 """One command for the whole model: render -> fit -> base diffusion -> upsampler -> text encoder -> export.
 
+The `captions` stage renders frontal views of further avatars for the text encoder only: captions of 256
+avatars teach too few attribute combinations (held-out caption retrieval 50 % against 100 % with 1500 more).
+
     python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
 
 Each stage is its own CLI (run it alone to tune it) and resumes from its checkpoints, so this command can be
@@ -24,19 +27,22 @@ class PipelinePreset:
     views: int
     resolution: int
     seed: int = 0
+    caption_avatars: int = 0  # frontal-only avatars (other seeds) added to the text encoder's pairs
+    caption_seed: int = 7
 
 
 PRESETS = {
-    "tiny": PipelinePreset(avatars=256, views=24, resolution=64),
+    "tiny": PipelinePreset(avatars=256, views=24, resolution=64, caption_avatars=1500),
     "paper": PipelinePreset(avatars=20000, views=64, resolution=512),
 }
 
-STAGES = ("render", "fit", "base", "upsampler", "text", "export")
+STAGES = ("render", "captions", "fit", "base", "upsampler", "text", "export")
 
 
 def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict[str, list[str]]:
     py = sys.executable
-    data, fit = work / "data", work / "fit"
+    data, fit, captions = work / "data", work / "fit", work / "captions"
+    extra = ["--extra-data", str(captions)] if preset.caption_avatars else []
     return {
         "render": [
             py,
@@ -54,6 +60,23 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(preset.resolution),
             "--depth",
         ],
+        "captions": [
+            py,
+            "-m",
+            "blender_scenes.generate_dataset",
+            "--out",
+            str(captions),
+            "--count",
+            str(preset.caption_avatars),
+            "--seed",
+            str(preset.caption_seed),
+            "--views",
+            "1",
+            "--res",
+            str(preset.resolution),
+        ]
+        if preset.caption_avatars
+        else [],
         "fit": [
             py,
             "-m",
@@ -102,6 +125,7 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(data),
             "--out",
             str(work / "text"),
+            *extra,
         ],
         "export": [
             py,
@@ -161,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = stage_commands(args.preset, preset, work)
     for stage in parse_stages(args.only, args.start):
         cmd = commands[stage]
+        if not cmd:
+            print(f"[pipeline] stage {stage}: nothing to do for preset {args.preset}", flush=True)
+            continue
         print(f"[pipeline] stage {stage}: {shlex.join(cmd)}", flush=True)
         if args.dry_run:
             continue

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from blender_scenes.attributes import caption
+from rodin_core.data import DatasetError, list_records
 from rodin_core.io_utils import read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.text import TextConfig, TextEncoder, Vocabulary, batch_ids
 from training.train_base import frontal_images
@@ -81,11 +82,35 @@ def describe(attrs: dict, rng: random.Random) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun} with {joined}"
 
 
+def extra_pairs(root: Path, encoder, attrs: dict) -> tuple[list[str], torch.Tensor]:
+    """Keys (root/name) of another data set's avatars, their attributes added to `attrs`, and frontal latents."""
+    try:
+        names = [record.name for record in list_records(root)]
+    except DatasetError as exc:
+        raise SystemExit(f"--extra-data: {exc}") from exc
+    keys = [str(root / n) for n in names]
+    for key in keys:
+        attrs[key] = read_json(Path(key) / "attributes.json", "attributes")["attributes"]
+    with torch.no_grad():
+        z = torch.cat(
+            [
+                encoder(frontal_images(root, names[i : i + 256], encoder.config.image_size))
+                for i in range(0, len(names), 256)
+            ]
+        )
+    return keys, z
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.train_text", description=__doc__.splitlines()[0])
     p.add_argument("--base", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--extra-data",
+        help="another data set of the generator (other --seed) whose avatars' captions and frontal latents are added "
+        "to the training pairs: more attribute combinations than the model's own training avatars",
+    )
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int)
@@ -102,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         z_train = encoder(frontal_images(data, train_ids, encoder.config.image_size))
         z_hold = encoder(frontal_images(data, holdout_ids, encoder.config.image_size))
+    z_mean = z_train.mean(0)  # the model's own training latents: what `edit_latent` moves away from
+    if args.extra_data:
+        extra_ids, z_extra = extra_pairs(Path(args.extra_data), encoder, attrs)
+        train_ids, z_train = train_ids + extra_ids, torch.cat([z_train, z_extra])
+        print(f"{len(extra_ids)} extra avatars from {args.extra_data}", flush=True)
     rng = random.Random(0)
     corpus = [describe(attrs[i], rng) for i in train_ids for _ in range(30)] + [
         caption(attrs[i]) for i in train_ids
@@ -140,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_tensors_atomic(
         out / "text.safetensors",
-        {f"text.{k}": v for k, v in model.state_dict().items()} | {"stats.z_mean": z_train.mean(0)},
+        {f"text.{k}": v for k, v in model.state_dict().items()} | {"stats.z_mean": z_mean},
     )
     report = {
         "heldout_retrieval_top1": top1,
@@ -148,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "chance_top1": 1 / len(holdout_ids),
         "chance_top5": min(5, len(holdout_ids)) / len(holdout_ids),
         "steps": args.steps,
+        "training_avatars": len(train_ids),
+        "extra_data": args.extra_data,
     }
     write_json_atomic(
         out / "text.json",
