@@ -233,6 +233,18 @@ def _selected_avatar(context):
     return obj if obj is not None and "rodin_seed" in obj else None
 
 
+def _from_seed(cls, obj) -> bool:
+    """Whether the avatar was drawn from its seed (and its image or prompt), so the seed can draw it again."""
+    if obj is None:
+        return False
+    if json.loads(obj.get("rodin_metadata", "{}")).get("mode") in ("edit", "interpolate"):
+        cls.poll_message_set(
+            "Edited and in-between avatars are not drawn from a seed; regenerate their sources"
+        )
+        return False
+    return True
+
+
 class RODIN_OT_regenerate(bpy.types.Operator, _Generating):
     """Generate the selected avatar again from its seed, with the panel's mesh and texture settings"""
 
@@ -242,7 +254,7 @@ class RODIN_OT_regenerate(bpy.types.Operator, _Generating):
 
     @classmethod
     def poll(cls, context):
-        return _selected_avatar(context) is not None
+        return _from_seed(cls, _selected_avatar(context))
 
     def execute(self, context):
         obj = _selected_avatar(context)
@@ -256,7 +268,12 @@ class RODIN_OT_regenerate(bpy.types.Operator, _Generating):
             }
         )
         request = _request(
-            context, [int(obj["rodin_seed"])], values, meta.get("image"), meta.get("variation", 0)
+            context,
+            [int(obj["rodin_seed"])],
+            values,
+            meta.get("image"),
+            meta.get("variation", 0),
+            text=meta.get("text"),
         )
         return self.start(context, request, 0.0, replace=obj, blocking=self.blocking)
 
@@ -271,14 +288,16 @@ class RODIN_OT_variations(bpy.types.Operator, _Generating):
 
     @classmethod
     def poll(cls, context):
-        return _selected_avatar(context) is not None
+        return _from_seed(cls, _selected_avatar(context))
 
     def execute(self, context):
         obj = _selected_avatar(context)
         meta = json.loads(obj.get("rodin_metadata", "{}"))
         values = {n: getattr(context.scene.rodin, n) for n in SETTING_NAMES}
         seed = int(obj["rodin_seed"])
-        request = _request(context, [seed] * self.count, values, meta.get("image"), variation=1)
+        request = _request(
+            context, [seed] * self.count, values, meta.get("image"), variation=1, text=meta.get("text")
+        )
         return self.start(context, request, context.scene.rodin.spacing, blocking=self.blocking)
 
 

@@ -5,7 +5,8 @@ exactly only where every plane's mask is 0 at its projections. A plane is theref
 the whole line through (u, v) along the plane's missing axis lies in the part: a band of heights (eyes, mouth,
 torso) is a mask on the XZ and YZ planes, never on the top-down XY plane, whose lines cross every height.
 What this costs: a point inside the part still carries its original XY feature, so the change inside is a
-little weaker than an unrestricted edit; outside the part nothing changes at all.
+little weaker than an unrestricted edit; outside the part nothing changes at all. A part is what its masks
+cover: "hair" also covers the back of the bust behind the ears at every height (XY), where long hair falls.
 
 Boxes are in scene-box units (docs/CONVENTIONS.md: Z up, face towards -Y, head centre near (0, 0, 0.15),
 eyes near z = 0.2, brows near z = 0.29, shoulders below z = -0.3).

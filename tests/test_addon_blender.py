@@ -159,6 +159,12 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         meta = json.loads(obj["rodin_metadata"])
         assert meta["conditioning"] == "text" and meta["text"] == "a woman with glitter glasses"
         assert meta["unknown_words"] == ["glitter"]
+        # Regenerate draws it again from its seed and its prompt, not from the seed's unconditioned latent.
+        bpy.context.view_layer.objects.active = obj
+        assert bpy.ops.rodin.regenerate(blocking=True) == {"FINISHED"}
+        (again,) = [o for o in bpy.data.objects if o.get("rodin_seed") == 3 and o.name not in before]
+        again_meta = json.loads(again["rodin_metadata"])
+        assert again_meta["text"] == meta["text"] and again_meta["latent"] == meta["latent"]
         job = jobs.GenerationJob(
             jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
         )
@@ -269,6 +275,18 @@ def test_panel_draws_what_the_state_calls_for(registered):
     assert ("operator", "rodin.interpolate") in two and ("prop", "inbetweens") in two
     plain = bpy.data.objects.new("NotAnAvatar", None)
     assert ("operator", "rodin.edit") not in draw_panel(scene, active=plain, selected=[plain])
+
+
+def test_edited_avatars_cannot_be_regenerated_from_a_seed(registered):
+    scene = bpy.context.scene
+    drawn = avatar_to_object(textured_cube(), "Drawn", scene)
+    edited_avatar = textured_cube()
+    edited_avatar.metadata = {"seed": 11, "mode": "edit", "text": "round glasses"}
+    edited = avatar_to_object(edited_avatar, "Edited", scene)
+    bpy.context.view_layer.objects.active = drawn
+    assert bpy.ops.rodin.regenerate.poll() and bpy.ops.rodin.variations.poll()
+    bpy.context.view_layer.objects.active = edited
+    assert not bpy.ops.rodin.regenerate.poll() and not bpy.ops.rodin.variations.poll()
 
 
 def test_unregister_leaves_nothing_behind(registered):
