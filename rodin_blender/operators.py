@@ -323,6 +323,8 @@ class RODIN_OT_edit(bpy.types.Operator, _Generating):
     @classmethod
     def poll(cls, context):
         obj = _selected_avatar(context)
+        if obj is not None and _latent(obj) is None:
+            cls.poll_message_set("This avatar stores no latent code (an edit or an in-between): edit its source")
         return obj is not None and _latent(obj) is not None
 
     def execute(self, context):

@@ -277,7 +277,7 @@ def test_panel_draws_what_the_state_calls_for(registered):
     assert ("operator", "rodin.edit") not in draw_panel(scene, active=plain, selected=[plain])
 
 
-def test_edited_avatars_cannot_be_regenerated_from_a_seed(registered):
+def test_edited_avatars_cannot_be_regenerated_or_edited_again(registered):
     scene = bpy.context.scene
     drawn = avatar_to_object(textured_cube(), "Drawn", scene)
     edited_avatar = textured_cube()
@@ -287,6 +287,7 @@ def test_edited_avatars_cannot_be_regenerated_from_a_seed(registered):
     assert bpy.ops.rodin.regenerate.poll() and bpy.ops.rodin.variations.poll()
     bpy.context.view_layer.objects.active = edited
     assert not bpy.ops.rodin.regenerate.poll() and not bpy.ops.rodin.variations.poll()
+    assert not bpy.ops.rodin.edit.poll()  # no latent code stored: it is not drawn from one
 
 
 def test_unregister_leaves_nothing_behind(registered):
