@@ -78,4 +78,24 @@ def avatar_to_object(avatar, name: str, scene: bpy.types.Scene, location=(0.0, 0
     meta = avatar.metadata or {}
     obj["rodin_seed"] = int(meta.get("seed", 0))
     obj["rodin_metadata"] = json.dumps(meta)
+    planes = getattr(avatar, "planes", None)
+    if planes is not None:
+        # The avatar's NeRF (float16, ~200 kB at 64^2 x 8 channels) travels with the object: edits start from it
+        # and an edited avatar can be edited again.
+        obj[PLANES_KEY] = planes_to_bytes(planes)
+        obj[PLANES_KEY + "_shape"] = list(planes.shape)
     return obj
+
+
+PLANES_KEY = "rodin_planes"
+
+
+def planes_to_bytes(planes) -> bytes:
+    return np.ascontiguousarray(planes.detach().cpu().numpy(), dtype=np.float16).tobytes()
+
+
+def stored_planes(obj) -> tuple[bytes, list[int]] | None:
+    """The tri-planes an object carries (bytes and shape), or None for objects made before they were stored."""
+    if PLANES_KEY not in obj or PLANES_KEY + "_shape" not in obj:
+        return None
+    return bytes(obj[PLANES_KEY]), [int(v) for v in obj[PLANES_KEY + "_shape"]]

@@ -50,6 +50,7 @@ class Request:
     mode: str = "generate"  # "generate", "edit" (seeds[0] + latent + strength) or "interpolate" (seeds a, b)
     latents: list | None = None  # stored latent codes of the avatars being edited / interpolated
     variations: list | None = None  # and their variation indices (which diffusion noise they were drawn from)
+    planes: list | None = None  # and the tri-planes they carry: (float16 bytes, shape) or None
     strength: float = 1.0
     local: bool = True  # an edit naming a part (glasses, hair, ...) changes only that part
     inbetweens: int = 3
@@ -58,6 +59,21 @@ class Request:
     device: str = "CPU"
     threads: int = 0
     preview_dir: str | None = None
+
+
+def _decode_planes(stored, pipe):
+    """Tri-planes an object carried (float16 bytes, shape), checked against the model that will edit them."""
+    import numpy as np
+    import torch
+
+    data, shape = stored
+    expected = [1, 3, pipe.decoder.config.channels, pipe.final_resolution, pipe.final_resolution]
+    if list(shape) != expected or len(data) != 2 * int(np.prod(shape)):
+        raise ValueError(
+            f"this avatar's tri-planes {list(shape)} were made by another model (this one makes {expected}); "
+            "generate it again with this model, then edit it"
+        )
+    return torch.from_numpy(np.frombuffer(data, dtype=np.float16).reshape(shape).astype(np.float32))
 
 
 @dataclass
@@ -138,7 +154,11 @@ class GenerationJob:
         parts: list[str] = []
         if req.mode == "edit":
             self.stage = "editing"
-            planes = pipe.sample_planes(noise[0], zs[0], settings, cancel=self.cancel)
+            stored = (req.planes or [None])[0]
+            if stored is not None:
+                planes = _decode_planes(stored, pipe)
+            else:  # an avatar from before objects carried their tri-planes: draw it again from its seed
+                planes = pipe.sample_planes(noise[0], zs[0], settings, cancel=self.cancel)
             result = pipe.edit(
                 planes,
                 zs[0],
@@ -153,9 +173,11 @@ class GenerationJob:
             unknown, parts = result.unknown_words, result.parts
             self.note_unknown(unknown)
             strips = [result.planes]
+            latents = [[round(float(v), 5) for v in result.latent[0].cpu()]]
         else:
             self.stage = "interpolating"
             strips = pipe.interpolate(noise[0], noise[1], req.inbetweens + 2, settings, zs[0], zs[1])[1:-1]
+            latents = [None] * len(strips)
             unknown = []
         for i, planes in enumerate(strips):
             self.stage = f"mesh {i + 1}/{len(strips)}"
@@ -168,6 +190,8 @@ class GenerationJob:
                 "text": req.text,
                 "strength": req.strength,
                 "edited_parts": parts,
+                "variation": (req.variations or [0])[0],
+                "latent": latents[i],  # an edit's: Edit again moves on from it
                 "unknown_words": unknown,
                 "settings": req.settings,
                 "model": {"version": pipe.version},

@@ -13,7 +13,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import jobs
-from .importer import avatar_to_object
+from .importer import avatar_to_object, stored_planes
 from .preferences import get_preferences, user_dir
 from .properties import SAMPLER_ITEMS
 
@@ -323,9 +323,14 @@ class RODIN_OT_edit(bpy.types.Operator, _Generating):
     @classmethod
     def poll(cls, context):
         obj = _selected_avatar(context)
-        if obj is not None and _latent(obj) is None:
-            cls.poll_message_set("This avatar stores no latent code (an edit or an in-between): edit its source")
-        return obj is not None and _latent(obj) is not None
+        if obj is None:
+            return False
+        if _latent(obj) is None or (not _from_seed(cls, obj) and stored_planes(obj) is None):
+            cls.poll_message_set(
+                "This avatar stores no latent code and tri-planes to edit from: edit its source"
+            )
+            return False
+        return True
 
     def execute(self, context):
         panel = context.scene.rodin
@@ -344,6 +349,7 @@ class RODIN_OT_edit(bpy.types.Operator, _Generating):
             values,
             image,
             variations=[_variation(obj)],
+            planes=[stored_planes(obj)],
             text=prompt,
             mode="edit",
             latents=[_latent(obj)],

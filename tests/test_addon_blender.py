@@ -202,6 +202,45 @@ def test_edit_of_a_variation_changes_only_the_named_part(registered, pipeline_wi
     assert (sample_features(plain.planes, chest) - sample_features(original.planes, chest)).abs().max() > 1e-2
 
 
+def test_an_edit_starts_from_the_planes_the_object_carries_and_can_be_edited_again(registered, pipeline_with):
+    from rodin_blender.importer import planes_to_bytes, stored_planes
+    from rodin_core.triplane import sample_features
+
+    pipe = pipeline_with(threshold=0.01, with_text=True)
+    settings = {"steps": 2, "mesh_resolution": 32, "texture_size": 64, "upsampler_steps": 2}
+    original = pipe.generate(5, **settings)
+    obj = avatar_to_object(original, "Carrier", bpy.context.scene)
+    data, shape = stored_planes(obj)
+    assert shape == list(original.planes.shape) and data == planes_to_bytes(original.planes)
+
+    def edit(avatar, carried, text):
+        request = jobs.Request(
+            seeds=[5],
+            settings=settings,
+            text=text,
+            mode="edit",
+            latents=[avatar.metadata["latent"]],
+            planes=[carried],
+        )
+        job = jobs.GenerationJob(request)
+        job.run()
+        return job
+
+    first_job = edit(original, (data, shape), "round glasses")
+    assert first_job.error is None
+    first = first_job.results.get_nowait().avatar
+    assert first.metadata["latent"] is not None and first.metadata["edited_parts"] == ["eyes"]
+    second_job = edit(first, (planes_to_bytes(first.planes), list(first.planes.shape)), "a red t-shirt")
+    assert second_job.error is None
+    second = second_job.results.get_nowait().avatar
+    xs = torch.linspace(-0.8, 0.8, 9)
+    eyes = torch.stack([xs, torch.full_like(xs, -0.3), torch.full_like(xs, 0.2)], -1)[None]
+    # The shirt edit keeps the first edit's eye band (to float16 storage precision).
+    assert (sample_features(second.planes, eyes) - sample_features(first.planes, eyes)).abs().max() < 1e-2
+    wrong = edit(original, (data[:64], [1, 3, 8, 4, 4]), "round glasses")
+    assert "made by another model" in wrong.error
+
+
 class RecordingLayout:
     """Stands in for bpy's UILayout and writes down what the panel draws."""
 
@@ -288,6 +327,11 @@ def test_edited_avatars_cannot_be_regenerated_or_edited_again(registered):
     bpy.context.view_layer.objects.active = edited
     assert not bpy.ops.rodin.regenerate.poll() and not bpy.ops.rodin.variations.poll()
     assert not bpy.ops.rodin.edit.poll()  # no latent code stored: it is not drawn from one
+    carrying = textured_cube()
+    carrying.metadata = {"seed": 11, "mode": "edit", "latent": [0.0] * 16}
+    carrying.planes = torch.zeros(1, 3, 8, 16, 16)
+    bpy.context.view_layer.objects.active = avatar_to_object(carrying, "EditedWithPlanes", scene)
+    assert bpy.ops.rodin.edit.poll() and not bpy.ops.rodin.regenerate.poll()
 
 
 def test_unregister_leaves_nothing_behind(registered):
