@@ -35,7 +35,7 @@ class RodinSettings(bpy.types.PropertyGroup):
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="A frontal portrait (PNG/JPG)")
     prompt: StringProperty(name="Prompt", description='e.g. "an old man with a grey beard and a cap"')
     edit_prompt: StringProperty(
-        name="Edit", description='What to change, e.g. "round glasses" or "blond hair"'
+        name="Edit", description='What to change, e.g. "add round glasses", "blond hair" or "remove the hat"'
     )
     edit_image: StringProperty(
         name="Edit image", subtype="FILE_PATH", description="Move towards this portrait"

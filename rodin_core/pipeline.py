@@ -35,7 +35,7 @@ from .regions import blend_region, parts_named
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
-from .text import TextConfig, TextEncoder, Vocabulary, batch_ids
+from .text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from .texture import bake_texture, vertex_colors
 from .triplane import denormalize, normalize, resample, roll_in, roll_out
 from .unet import TriplaneUNet, UNetConfig
@@ -324,13 +324,23 @@ class AvatarPipeline:
     def edit_latent(
         self, z: torch.Tensor, text: str | None = None, image=None
     ) -> tuple[torch.Tensor, list[str]]:
-        """Moves z towards a prompt ("add glasses": the prompt's direction from the mean latent) or an image."""
+        """Moves z towards a prompt ("add glasses": the prompt's direction from the mean latent), away from it
+        ("remove the glasses", "take off the hat", "without a beard"), or to an image's latent."""
         if image is not None:
             return self.encode_image(image), []
         if text is None:
             return z, []
-        target, unknown = self.encode_text(text)
-        moved = z + (target - self.z_mean.to(target))
+        tokens = words(text)
+        # "remove the glasses", "take off the hat", "without a beard": move away from what the prompt names.
+        away = bool(tokens) and tokens[0] in REMOVING
+        # Instruction words are not descriptions; the model knowing none of them is expected, not worth a report.
+        known = self.vocab.index if self.vocab is not None else {}
+        described = [w for w in tokens if w not in INSTRUCTING or w in known]
+        if not described:
+            raise ValueError(f"the edit {text!r} names nothing to change; say what, e.g. 'add round glasses'")
+        target, unknown = self.encode_text(" ".join(described))
+        direction = target - self.z_mean.to(target)
+        moved = z - direction if away else z + direction
         return torch.nn.functional.normalize(moved, dim=-1) * z.shape[-1] ** 0.5, unknown
 
     @torch.no_grad()
@@ -475,6 +485,13 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-0.9999, 0.9999)[:, None]
     omega = torch.arccos(cos)
     return (torch.sin((1 - w) * omega) * a + torch.sin(w * omega) * b) / torch.sin(omega)
+
+
+# Words of an edit instruction rather than of the avatar ("make the hair blond", "remove the glasses").
+INSTRUCTING = frozenset(
+    "add make give change turn put set remove take off without the his her their him them it its into to".split()
+)
+REMOVING = frozenset(("remove", "take", "without"))
 
 
 def noise_seed(seed: int, variation: int = 0) -> int:

@@ -106,7 +106,7 @@ def test_a_prompt_naming_a_part_edits_only_that_part(pipe):
     ).planes
     assert torch.allclose(planes, pipe.sample_planes(seed, z, settings), atol=1e-6)
     local = pipe.edit(planes, z, seed, text="add glasses", settings=settings)
-    assert local.parts == ["eyes"] and local.unknown_words == ["add"]
+    assert local.parts == ["eyes"] and local.unknown_words == []  # "add" is an instruction, not a description
     chest = _line(-0.7)
     assert torch.allclose(sample_features(local.planes, chest), sample_features(planes, chest), atol=1e-6)
     assert not torch.allclose(local.planes, planes, atol=1e-3)
@@ -114,3 +114,18 @@ def test_a_prompt_naming_a_part_edits_only_that_part(pipe):
     assert whole.parts == [] and not torch.allclose(
         sample_features(whole.planes, chest), sample_features(planes, chest), atol=1e-3
     )
+
+
+def test_edit_instructions_add_and_remove(pipe):
+    z = pipe.latent(3)
+    glasses, _ = pipe.encode_text("glasses")
+    direction = glasses - pipe.z_mean
+    added, unknown = pipe.edit_latent(z, text="Add some glasses")
+    removed, _ = pipe.edit_latent(z, text="remove the glasses")
+    assert unknown == ["some"]  # neither a description nor an instruction word: reported
+    assert ((added - z) * direction).sum() > 0 > ((removed - z) * direction).sum()
+    assert torch.allclose(
+        pipe.edit_latent(z, text="make the hair red")[0], pipe.edit_latent(z, text="hair red")[0]
+    )
+    with pytest.raises(ValueError, match="names nothing to change"):
+        pipe.edit_latent(z, text="make it")
