@@ -176,7 +176,10 @@ class GenerationJob:
             latents = [[round(float(v), 5) for v in result.latent[0].cpu()]]
         else:
             self.stage = "interpolating"
-            strips = pipe.interpolate(noise[0], noise[1], req.inbetweens + 2, settings, zs[0], zs[1])[1:-1]
+            ends = [_decode_planes(p, pipe) if p is not None else None for p in (req.planes or [None, None])]
+            strips = pipe.interpolate(
+                noise[0], noise[1], req.inbetweens + 2, settings, zs[0], zs[1], ends[0], ends[1]
+            )[1:-1]
             latents = [None] * len(strips)
             unknown = []
         for i, planes in enumerate(strips):

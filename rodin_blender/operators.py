@@ -385,6 +385,7 @@ class RODIN_OT_interpolate(bpy.types.Operator, _Generating):
             mode="interpolate",
             latents=[_latent(a), _latent(b)],
             variations=[_variation(a), _variation(b)],
+            planes=[stored_planes(a), stored_planes(b)],
             inbetweens=count,
         )
         spacing = (b.location.x - a.location.x) / (count + 1)

@@ -417,10 +417,16 @@ class AvatarPipeline:
         settings: GenerationSettings = GenerationSettings(),
         z_a: torch.Tensor | None = None,
         z_b: torch.Tensor | None = None,
+        planes_a: torch.Tensor | None = None,
+        planes_b: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Tri-planes of `count` avatars from a to b (ends included): latent codes and initial noise are both
         interpolated on the sphere, so the ends reproduce the two avatars exactly. Seeds are the avatars' noise
-        seeds (`noise_seed`); a variation's latent code must then be passed, since it is its own seed's."""
+        seeds (`noise_seed`); a variation's latent code must then be passed, since it is its own seed's.
+
+        `planes_a` / `planes_b`: the avatars' own tri-planes where they are not what their seed and latent draw
+        (an edit keeps most of its original): what they differ by is blended in linearly, so the strip still
+        starts and ends at exactly those avatars."""
         if count < 2:
             raise ValueError(f"interpolation needs at least 2 avatars (the two ends); got {count}")
         z_a = self.latent(seed_a) if z_a is None else z_a
@@ -451,6 +457,14 @@ class AvatarPipeline:
             )
             planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
             out.append(self._finish(planes, seed, settings, None, None))
+        offsets = [
+            p.to(end) - end if p is not None else None for p, end in ((planes_a, out[0]), (planes_b, out[-1]))
+        ]
+        for i in range(count):
+            w = i / (count - 1)
+            for offset, weight in zip(offsets, (1 - w, w)):
+                if offset is not None:
+                    out[i] = out[i] + weight * offset
         return out
 
     def _finish(self, planes, seed, settings, progress, cancel) -> torch.Tensor:

@@ -237,6 +237,18 @@ def test_an_edit_starts_from_the_planes_the_object_carries_and_can_be_edited_aga
     eyes = torch.stack([xs, torch.full_like(xs, -0.3), torch.full_like(xs, 0.2)], -1)[None]
     # The shirt edit keeps the first edit's eye band (to float16 storage precision).
     assert (sample_features(second.planes, eyes) - sample_features(first.planes, eyes)).abs().max() < 1e-2
+    between = jobs.GenerationJob(
+        jobs.Request(
+            seeds=[5, 5],
+            settings=settings,
+            mode="interpolate",
+            inbetweens=1,
+            latents=[first.metadata["latent"], original.metadata["latent"]],
+            planes=[(planes_to_bytes(first.planes), list(first.planes.shape)), (data, shape)],
+        )
+    )
+    between.run()
+    assert between.error is None and between.results.qsize() == 1
     wrong = edit(original, (data[:64], [1, 3, 8, 4, 4]), "round glasses")
     assert "made by another model" in wrong.error
 

@@ -129,3 +129,16 @@ def test_edit_instructions_add_and_remove(pipe):
     )
     with pytest.raises(ValueError, match="names nothing to change"):
         pipe.edit_latent(z, text="make it")
+
+
+def test_interpolation_from_an_edited_avatar_starts_at_the_edit(pipe):
+    settings = GenerationSettings(steps=3, upsampler_steps=2)
+    z = pipe.latent(4)
+    edited = pipe.edit(
+        pipe.sample_planes(4, z, settings), z, 4, text="round glasses", settings=settings
+    ).planes
+    strip = pipe.interpolate(4, 9, 3, settings, planes_a=edited)
+    assert torch.allclose(strip[0], edited, atol=1e-5)
+    assert torch.allclose(strip[-1], pipe.sample_planes(9, pipe.latent(9), settings), atol=1e-5)
+    plain = pipe.interpolate(4, 9, 3, settings)
+    assert torch.allclose(strip[1], plain[1] + 0.5 * (edited - plain[0]), atol=1e-5)
