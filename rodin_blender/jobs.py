@@ -146,7 +146,7 @@ class GenerationJob:
         """Edits and interpolations: tri-planes from stored latents, then the usual mesh + texture."""
         import torch
 
-        from rodin_core.pipeline import noise_seed
+        from rodin_core.pipeline import latent_list, noise_seed
 
         req = self.request
         zs = [torch.tensor(z, dtype=torch.float32)[None] for z in (req.latents or [])]
@@ -173,7 +173,7 @@ class GenerationJob:
             unknown, parts = result.unknown_words, result.parts
             self.note_unknown(unknown)
             strips = [result.planes]
-            latents = [[round(float(v), 5) for v in result.latent[0].cpu()]]
+            latents = [latent_list(result.latent)]
         else:
             self.stage = "interpolating"
             ends = [_decode_planes(p, pipe) if p is not None else None for p in (req.planes or [None, None])]

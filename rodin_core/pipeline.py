@@ -48,6 +48,7 @@ __all__ = [
     "GenerationSettings",
     "GenerationCancelled",
     "BundleError",
+    "latent_list",
     "noise_seed",
 ]
 
@@ -310,7 +311,7 @@ class AvatarPipeline:
             "image": str(image) if isinstance(image, (str, Path)) else None,
             "text": text,
             "unknown_words": unknown,
-            "latent": [round(float(v), 5) for v in z[0].cpu()],
+            "latent": latent_list(z),
             "settings": settings.__dict__,
             "model": {"version": self.version, "bundle": self.source, **self.config.get("made_by", {})},
             "rodin_core": __version__,
@@ -506,6 +507,11 @@ INSTRUCTING = frozenset(
     "add make give change turn put set remove take off without the his her their him them it its into to".split()
 )
 REMOVING = frozenset(("remove", "take", "without"))
+
+
+def latent_list(z: torch.Tensor) -> list[float]:
+    """A (1, z_dim) latent code as avatar metadata stores it (5 decimals keep the JSON small)."""
+    return [round(float(v), 5) for v in z[0].cpu()]
 
 
 def noise_seed(seed: int, variation: int = 0) -> int:
