@@ -233,11 +233,16 @@ def _selected_avatar(context):
     return obj if obj is not None and "rodin_seed" in obj else None
 
 
+def _meta(obj) -> dict:
+    """The metadata an avatar object carries (its seed, latent, prompt, mode...)."""
+    return json.loads(obj.get("rodin_metadata", "{}"))
+
+
 def _from_seed(cls, obj) -> bool:
     """Whether the avatar was drawn from its seed (and its image or prompt), so the seed can draw it again."""
     if obj is None:
         return False
-    if json.loads(obj.get("rodin_metadata", "{}")).get("mode") in ("edit", "interpolate"):
+    if _meta(obj).get("mode") in ("edit", "interpolate"):
         cls.poll_message_set(
             "Edited and in-between avatars are not drawn from a seed; regenerate their sources"
         )
@@ -258,7 +263,7 @@ class RODIN_OT_regenerate(bpy.types.Operator, _Generating):
 
     def execute(self, context):
         obj = _selected_avatar(context)
-        meta = json.loads(obj.get("rodin_metadata", "{}"))
+        meta = _meta(obj)
         values = {n: getattr(context.scene.rodin, n) for n in SETTING_NAMES}
         values.update(
             {
@@ -292,7 +297,7 @@ class RODIN_OT_variations(bpy.types.Operator, _Generating):
 
     def execute(self, context):
         obj = _selected_avatar(context)
-        meta = json.loads(obj.get("rodin_metadata", "{}"))
+        meta = _meta(obj)
         values = {n: getattr(context.scene.rodin, n) for n in SETTING_NAMES}
         seed = int(obj["rodin_seed"])
         request = _request(
@@ -302,12 +307,12 @@ class RODIN_OT_variations(bpy.types.Operator, _Generating):
 
 
 def _latent(obj) -> list[float] | None:
-    return json.loads(obj.get("rodin_metadata", "{}")).get("latent")
+    return _meta(obj).get("latent")
 
 
 def _variation(obj) -> int:
     """0 for an avatar drawn from its seed's own noise; a variation's index otherwise."""
-    return int(json.loads(obj.get("rodin_metadata", "{}")).get("variation", 0))
+    return int(_meta(obj).get("variation", 0))
 
 
 class RODIN_OT_edit(bpy.types.Operator, _Generating):
