@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from blender_scenes.attributes import FAMILIES
 from rodin_core.cameras import Cameras
-from rodin_core.data import DatasetError, list_records, load_record, rgba_to_target
+from rodin_core.data import load_record, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.preview import render_image
+from training.common import extra_record_names
 from training.fit_report import load_fitted
 
 SIZE = 64
@@ -182,10 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = {"holdout_frontal_accuracy": (hx, hy), "holdout_all_views_accuracy": (ax, ay)}
     if args.extra_data:
         extra = Path(args.extra_data)
-        try:
-            names = [record.name for record in list_records(extra)]
-        except DatasetError as exc:
-            raise SystemExit(f"--extra-data: {exc}") from exc
+        names = extra_record_names(extra)
         ex, ey = load_views(extra, names, frontal_only=False)
         x, y = torch.cat([x, ex]), {k: torch.cat([y[k], ey[k]]) for k in FAMILIES}
         print(f"{len(names)} extra avatars, {len(ex)} views", flush=True)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from rodin_core.data import DatasetError, list_records
 from rodin_core.io_utils import (
     load_tensors,
     prefixed,
@@ -243,3 +244,11 @@ def check_finite(loss: torch.Tensor, step: int, checkpoint: Checkpointer | None 
             f"loss became {loss.item()} at step {step}; stopping without saving.{where} "
             "Lower the learning rate or check the data, then resume."
         )
+
+
+def extra_record_names(root: Path) -> list[str]:
+    """The complete records of an --extra-data set; a one-line exit naming the problem when it is not one."""
+    try:
+        return [record.name for record in list_records(root)]
+    except DatasetError as exc:
+        raise SystemExit(f"--extra-data: {exc}") from exc

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from blender_scenes.attributes import caption
-from rodin_core.data import DatasetError, list_records
 from rodin_core.io_utils import read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.text import TextConfig, TextEncoder, Vocabulary, batch_ids
+from training.common import extra_record_names
 from training.train_base import frontal_images
 from training.train_upsampler import load_base
 
@@ -84,10 +84,7 @@ def describe(attrs: dict, rng: random.Random) -> str:
 
 def extra_pairs(root: Path, encoder, attrs: dict) -> tuple[list[str], torch.Tensor]:
     """Keys (root/name) of another data set's avatars, their attributes added to `attrs`, and frontal latents."""
-    try:
-        names = [record.name for record in list_records(root)]
-    except DatasetError as exc:
-        raise SystemExit(f"--extra-data: {exc}") from exc
+    names = extra_record_names(root)
     keys = [str(root / n) for n in names]
     for key in keys:
         attrs[key] = read_json(Path(key) / "attributes.json", "attributes")["attributes"]
