@@ -94,8 +94,13 @@ def planes_to_bytes(planes) -> bytes:
     return np.ascontiguousarray(planes.detach().cpu().numpy(), dtype=np.float16).tobytes()
 
 
+def carries_planes(obj) -> bool:
+    """Whether the object carries its tri-planes (objects made before they were stored do not)."""
+    return PLANES_KEY in obj and PLANES_KEY + "_shape" in obj
+
+
 def stored_planes(obj) -> tuple[bytes, list[int]] | None:
     """The tri-planes an object carries (bytes and shape), or None for objects made before they were stored."""
-    if PLANES_KEY not in obj or PLANES_KEY + "_shape" not in obj:
+    if not carries_planes(obj):
         return None
     return bytes(obj[PLANES_KEY]), [int(v) for v in obj[PLANES_KEY + "_shape"]]

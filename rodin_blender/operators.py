@@ -13,7 +13,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import jobs
-from .importer import avatar_to_object, stored_planes
+from .importer import avatar_to_object, carries_planes, stored_planes
 from .preferences import get_preferences, user_dir
 from .properties import SAMPLER_ITEMS
 
@@ -330,7 +330,8 @@ class RODIN_OT_edit(bpy.types.Operator, _Generating):
         obj = _selected_avatar(context)
         if obj is None:
             return False
-        if _latent(obj) is None or (not _from_seed(cls, obj) and stored_planes(obj) is None):
+        # poll runs on every redraw of the panel: check for the tri-planes, do not copy their ~200 kB
+        if _latent(obj) is None or (not _from_seed(cls, obj) and not carries_planes(obj)):
             cls.poll_message_set(
                 "This avatar stores no latent code and tri-planes to edit from: edit its source"
             )
