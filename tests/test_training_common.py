@@ -32,3 +32,58 @@ def test_pipeline_gives_the_text_encoder_its_caption_avatars(capsys):
     assert paper["captions"] == [] and "--extra-data" not in paper["text"]
     assert main(["--preset", "paper", "--only", "captions", "--dry-run"]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def _attributes(**changes) -> dict:
+    from blender_scenes.attributes import draw_attributes
+
+    return {**draw_attributes(3), **changes}
+
+
+def test_attribute_labels_index_the_families_and_name_a_bad_record(tmp_path):
+    from blender_scenes.attributes import FAMILIES
+    from rodin_core.data import DatasetError
+    from rodin_core.io_utils import write_json_atomic
+    from training.train_base import attribute_labels
+
+    write_json_atomic(tmp_path / "a" / "attributes.json", {"attributes": _attributes(glasses="round")})
+    write_json_atomic(tmp_path / "b" / "attributes.json", {"attributes": _attributes(glasses="none")})
+    labels = attribute_labels(tmp_path, ["a", "b"])
+    col = list(FAMILIES).index("glasses")
+    assert labels.shape == (2, len(FAMILIES))
+    assert [FAMILIES["glasses"][i] for i in labels[:, col].tolist()] == ["round", "none"]
+    write_json_atomic(tmp_path / "c" / "attributes.json", {"attributes": _attributes(glasses="monocle")})
+    with pytest.raises(DatasetError, match=r"c[/\\]attributes.json.*monocle"):
+        attribute_labels(tmp_path, ["a", "c"])
+
+
+def test_attribute_loss_trains_the_image_encoder_and_is_off_by_default():
+    import dataclasses
+
+    import torch
+
+    from training.train_base import PRESETS, BaseModel
+
+    cfg = PRESETS["smoke"]
+    assert cfg.attribute_weight == 0 and BaseModel(cfg).attributes is None
+    torch.manual_seed(0)
+    model = BaseModel(dataclasses.replace(cfg, attribute_weight=1.0))
+    size = cfg.encoder.image_size
+    images = torch.rand(6, 3, size, size)
+    labels = torch.stack(
+        [torch.randint(head.out_features, (6,)) for head in model.attributes.heads.values()], 1
+    )
+    x_t = torch.randn(2, cfg.unet.channels, cfg.resolution, 3 * cfg.resolution)
+    # More views than tri-planes: the extra ones feed only the attribute loss.
+    pred, first = model(x_t, torch.tensor([5, 9]), images, torch.ones(2), labels)
+    assert pred.shape == x_t.shape and first.item() > 0.5
+    assert model(x_t, torch.tensor([5, 9]), images[:2], torch.ones(2))[1].item() == 0.0
+    first.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    optim = torch.optim.Adam([*model.encoder.parameters(), *model.attributes.parameters()], lr=3e-3)
+    for _ in range(60):
+        loss = model.attributes.loss(model.encoder(images), labels)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    assert loss.item() < 0.5 * first.item()

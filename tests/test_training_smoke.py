@@ -89,6 +89,18 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert json.loads((base / "latest.json").read_text())["step"] == 20
     assert (base / "samples_final_cond.png").is_file() and (base / "samples_final_uncond.png").is_file()
 
+    # The attribute loss on z, with labelled views of another data set (here the same records again).
+    attr = tmp_path / "base_attr"
+    aargs = [*bargs[:2], "--out", str(attr), "--preset", "smoke", "--threads", "2", "--steps", "3"]
+    with pytest.raises(SystemExit, match="--attribute-data feeds the attribute loss"):
+        train_base.main([*aargs, "--attribute-data", str(dataset)])
+    with pytest.raises(SystemExit, match="--attribute-weight must be 0 or more"):
+        train_base.main([*aargs, "--attribute-weight", "-1"])
+    assert train_base.main([*aargs, "--attribute-weight", "0.5", "--attribute-data", str(dataset)]) == 0
+    assert "attribute loss: 5 more labelled views" in capsys.readouterr().out
+    exported = load_tensors(attr / "base" / "base.safetensors")
+    assert exported and not any(k.startswith("attributes.") for k in exported)  # training-only heads
+
     up = tmp_path / "up"
     uargs = ["--fit", str(fit), "--base", str(base), "--out", str(up), "--preset", "smoke", "--threads", "2"]
     assert train_upsampler.main([*uargs, "--eval-limit", "1"]) == 0
@@ -212,9 +224,20 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     quality = tmp_path / "quality"
     eargs = ["--weights", str(bundle), "--data", str(dataset), "--classifier", str(cls), "--fit", str(fit)]
     eargs += ["--out", str(quality), "--mesh-resolution", "32", "--steps", "4", "--threshold", "0.5"]
-    assert evaluate.main(eargs) == 0
+    assert evaluate.main([*eargs, "--fresh-data", str(dataset), "--fresh-count", "3"]) == 0
     report = json.loads((quality / "evaluation.json").read_text())
     final = report["models"][-1]
+    assert report["fresh"]["avatars"] == 3 and 0.0 <= final["attribute_agreement_fresh"]["mean"] <= 1.0
+    assert "3 fresh avatars" in (quality / "evaluation.md").read_text()
+    # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
+    from training import probe_latents
+
+    pargs = ["--weights", str(bundle), "--data", str(dataset), "--out", str(quality)]
+    assert probe_latents.main([*pargs, "--folds", "2"]) == 0
+    probe = json.loads((quality / "probe.json").read_text())
+    assert probe["avatars"] == 5 and all(0.0 <= f["probe"] <= 1.0 for f in probe["per_family"].values())
+    with pytest.raises(SystemExit, match="needs at least 12"):
+        probe_latents.main([*pargs, "--folds", "6"])
     assert set(final["shape"]) == {evaluate.GROUND_TRUTH, evaluate.FITTED}
     assert report["threshold"] == 0.5 and 0 <= final["samples_without_surface"] < 2
     for metrics in [*final["shape"].values(), *report["reference_fitted_training"].values()]:

@@ -40,6 +40,7 @@ from rodin_core.metrics import psnr
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid, render_image
 from training.attribute_classifier import labels, load_classifier
+from training.common import extra_record_names
 from training.fit_report import load_fitted
 from training.train_base import frontal_images
 
@@ -177,6 +178,18 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
     )
 
 
+def fresh_agreement(pipe, classifier, data: Path, names: list[str], settings) -> tuple[dict, list]:
+    """Agreement of samples conditioned on the frontal views of avatars no stage was trained on."""
+    views = frontal_images(data, names, VIEW_SIZE)
+    renders = []
+    for i, image in enumerate(views):
+        z = pipe.encoder(image[None])
+        renders.append(frontal(pipe, pipe.sample_planes(50_000 + i, z, settings)))
+    truth = [labels(data / n) for n in names]
+    agree = agreement(classifier.predict(torch.stack(renders).permute(0, 3, 1, 2)), truth)
+    return {"per_family": agree, "mean": float(np.mean(list(agree.values())))}, renders
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="bundle .json (default: the embedded model)")
@@ -192,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         help="another base checkpoint of the same decoder (an EMA snapshot or a train_base latest.safetensors) "
         "to evaluate in the same report: an earlier one, or a longer run",
     )
+    p.add_argument(
+        "--fresh-data",
+        help="a data set of the generator rendered with another --seed (frontal views suffice): adds attribute "
+        "agreement of samples conditioned on its first --fresh-count avatars, a larger test than the held-out set",
+    )
+    p.add_argument("--fresh-count", type=int, default=64)
     p.add_argument("--out", required=True)
     p.add_argument("--mesh-resolution", type=int, default=96)
     p.add_argument("--steps", type=int, default=20)
@@ -262,6 +281,17 @@ def main(argv: list[str] | None = None) -> int:
             classifier.predict(torch.stack(fitted_imgs).permute(0, 3, 1, 2)),
             [labels(data / h) for h in holdout],
         )
+    fresh = []
+    if args.fresh_data:
+        fresh = extra_record_names(Path(args.fresh_data))[: args.fresh_count]
+        real = frontal_images(Path(args.fresh_data), fresh, VIEW_SIZE)
+        report["fresh"] = {
+            "data": args.fresh_data,
+            "avatars": len(fresh),
+            "classifier_accuracy_on_real_views": agreement(
+                classifier.predict(real), [labels(Path(args.fresh_data) / n) for n in fresh]
+            ),
+        }
     variants = [("final", pipe)]
     if args.snapshot:
         variants.insert(
@@ -271,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         result, uncond, cond = evaluate_model(
             model, name, holdout, views, data, classifier, references, settings, mesh, data_dist
         )
+        if fresh:
+            result["attribute_agreement_fresh"], renders = fresh_agreement(
+                model, classifier, Path(args.fresh_data), fresh, settings
+            )
+            print(
+                f"{name}: agreement on {len(fresh)} fresh avatars {result['attribute_agreement_fresh']['mean']:.3f}"
+            )
         report["models"].append(result)
         print(
             f"{name}: {result['shape']}, conditioned attribute agreement "
@@ -367,6 +404,29 @@ def markdown(report: dict) -> str:
         f"Averaged over the families, {' and '.join(means)}: the agreement a perfect generator would score "
         "with this classifier.",
     ]
+    if "fresh" in report:
+        fresh = report["fresh"]
+        real = fresh["classifier_accuracy_on_real_views"]
+        lines += [
+            "",
+            f"Conditioned on the frontal views of {fresh['avatars']} fresh avatars ({fresh['data']}: rendered with "
+            "another seed, seen by no stage), per family: the classifier on those real views (the ceiling) and "
+            "the agreement of the samples.",
+            "",
+            "| family | classifier on real views | " + " | ".join(m["name"] for m in report["models"]) + " |",
+            "|---|---|" + "---|" * len(report["models"]),
+        ]
+        for fam in [*FAMILIES, None]:
+            cells = [m["attribute_agreement_fresh"] for m in report["models"]]
+            if fam is None:
+                row = [
+                    "**mean**",
+                    f"{np.mean(list(real.values())):.1%}",
+                    *(f"**{c['mean']:.1%}**" for c in cells),
+                ]
+            else:
+                row = [fam, f"{real[fam]:.0%}", *(f"{c['per_family'][fam]:.0%}" for c in cells)]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from blender_scenes.attributes import FAMILIES
 from rodin_core.bundle import load_bundle, load_module
 from rodin_core.cameras import Cameras
 from rodin_core.data import DatasetError, load_record, rgba_to_target
@@ -41,6 +42,7 @@ from training.common import (
     Checkpointer,
     check_finite,
     cleanup_distributed,
+    extra_record_names,
     git_commit,
     init_distributed,
     lr_scale,
@@ -73,6 +75,11 @@ class BaseConfig:
     prior_batch: int = 128
     prior_lr: float = 1e-3
     guidance: float = 2.0
+    # Weight of a classification loss on z that names each attribute family of the frontal view (0: off). The
+    # diffusion loss alone teaches the encoder what covers many texels (shirt colour, skin) and little of small
+    # features (glasses, earrings, facial hair), so conditioned samples missed them.
+    attribute_weight: float = 0.0
+    attribute_batch: int = 32  # labelled frontal views of --attribute-data per step, besides the batch's own
     seed: int = 0
 
 
@@ -108,6 +115,20 @@ PRESETS = {
 }
 
 
+class AttributeHeads(nn.Module):
+    """Training-only linear read-outs of every attribute family from z (not exported)."""
+
+    def __init__(self, z_dim: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({f: nn.Linear(z_dim, len(v)) for f, v in FAMILIES.items()})
+
+    def loss(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over families; labels (B, families) index FAMILIES' values."""
+        return torch.stack(
+            [F.cross_entropy(head(z), labels[:, i]) for i, head in enumerate(self.heads.values())]
+        ).mean()
+
+
 class BaseModel(nn.Module):
     """The UNet and the image encoder trained as one module (one DDP wrapper, one EMA)."""
 
@@ -117,10 +138,17 @@ class BaseModel(nn.Module):
             raise ValueError(f"unet.z_dim {config.unet.z_dim} != encoder.z_dim {config.encoder.z_dim}")
         self.unet = TriplaneUNet(config.unet)
         self.encoder = ImageEncoder(config.encoder)
+        self.attributes = AttributeHeads(config.encoder.z_dim) if config.attribute_weight > 0 else None
 
-    def forward(self, x_t, t, images, keep):
-        z = self.encoder(images) * keep[:, None]
-        return self.unet(x_t, t, z)
+    def forward(self, x_t, t, images, keep, labels=None):
+        """The diffusion output and the attribute loss of `images` (zero without heads or labels).
+
+        `images` may hold more views than `x_t` has samples: the extra ones only feed the attribute loss."""
+        z = self.encoder(images)
+        pred = self.unet(x_t, t, z[: len(x_t)] * keep[:, None])
+        if self.attributes is None or labels is None:
+            return pred, pred.new_zeros(())
+        return pred, self.attributes.loss(z, labels)
 
 
 def frontal_images(data: Path, ids: list[str], size: int) -> torch.Tensor:
@@ -136,6 +164,24 @@ def frontal_images(data: Path, ids: list[str], size: int) -> torch.Tensor:
             images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
         )
     return images
+
+
+def attribute_labels(data: Path, ids: list[str]) -> torch.Tensor:
+    """(N, families) value indices of the avatars' attributes.json, in FAMILIES order."""
+    rows = []
+    for name in ids:
+        path = data / name / "attributes.json"
+        attrs = read_json(path, "attributes")["attributes"]
+        row = []
+        for family, values in FAMILIES.items():
+            if attrs.get(family) not in values:
+                raise DatasetError(
+                    f"{path}: {family} is {attrs.get(family)!r}, not one of {', '.join(values)}; the record was "
+                    f"made by another version of the generator: re-render it with this one"
+                )
+            row.append(values.index(attrs[family]))
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def plane_stats(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,6 +206,16 @@ def parse_args(argv):
         type=float,
         help="fraction of the run after which the learning rate decays linearly to 10%% (default: the preset's; "
         "1 keeps it constant)",
+    )
+    p.add_argument(
+        "--attribute-weight",
+        type=float,
+        help="weight of the attribute loss on the image latent z (default: the preset's; 0 turns it off)",
+    )
+    p.add_argument(
+        "--attribute-data",
+        help="another data set of the generator (other --seed) whose frontal views and attributes are added to the "
+        "attribute loss: the encoder learns attributes from more avatars than have fitted tri-planes",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
@@ -200,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v}
     if args.lr_decay_start is not None:
         overrides["lr_decay_start"] = args.lr_decay_start
+    if args.attribute_weight is not None:
+        if args.attribute_weight < 0:
+            raise SystemExit(f"--attribute-weight must be 0 or more; got {args.attribute_weight}")
+        overrides["attribute_weight"] = args.attribute_weight
     cfg = resolve_preset(PRESETS, args.preset, overrides)
     device = pick_device(args.device, info)
     out = Path(args.out)
@@ -226,6 +286,18 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(device)
     x_all = normalize(planes, mean, std)
     images_all = frontal_images(data, meta["ids"], cfg.encoder.image_size)
+    labels_all = attribute_labels(data, meta["ids"]) if cfg.attribute_weight > 0 else None
+    extra_images, extra_labels = None, None
+    if args.attribute_data:
+        if cfg.attribute_weight <= 0:
+            raise SystemExit(
+                "--attribute-data feeds the attribute loss; give it a weight with --attribute-weight"
+            )
+        names = extra_record_names(Path(args.attribute_data))
+        extra_images = frontal_images(Path(args.attribute_data), names, cfg.encoder.image_size)
+        extra_labels = attribute_labels(Path(args.attribute_data), names)
+        if info.is_main:
+            print(f"attribute loss: {len(names)} more labelled views from {args.attribute_data}", flush=True)
 
     ema = EMA(model, cfg.ema_decay)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -271,8 +343,22 @@ def main(argv: list[str] | None = None) -> int:
         noise = torch.randn(x0.shape, generator=gen).to(device)
         keep = (torch.rand(cfg.batch, generator=gen) >= cfg.cfg_drop).float().to(device)
         x_t = schedule.add_noise(x0, noise, t).float()
-        pred = trained(x_t, t.to(device), images.to(device), keep)
-        loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
+        labels = None
+        if labels_all is not None:
+            labels = labels_all[idx]
+            if extra_images is not None:
+                pick = torch.randint(len(extra_images), (cfg.attribute_batch,), generator=gen)
+                more = extra_images[pick]
+                more = torch.where(
+                    (torch.rand(len(pick), generator=gen) < cfg.mirror_prob)[:, None, None, None],
+                    more.flip(-1),
+                    more,
+                )
+                images, labels = torch.cat([images, more]), torch.cat([labels, extra_labels[pick]])
+            labels = labels.to(device)
+        pred, attribute_loss = trained(x_t, t.to(device), images.to(device), keep, labels)
+        diffusion_loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
+        loss = diffusion_loss + cfg.attribute_weight * attribute_loss
         check_finite(loss, step, ckpt)
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -286,9 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         optim.step()
         ema.update(model, step + init_steps)
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        running = diffusion_loss.item() if running is None else 0.98 * running + 0.02 * diffusion_loss.item()
         bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}")
+        bar.set_postfix(
+            loss=f"{running:.4f}", **({"attr": f"{attribute_loss.item():.3f}"} if labels is not None else {})
+        )
         if info.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             ckpt.save(
                 step,
