@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from blender_scenes.attributes import FAMILIES
 from rodin_core.cameras import Cameras
-from rodin_core.data import load_record, rgba_to_target
+from rodin_core.data import DatasetError, load_record, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.preview import render_image
 from training.common import extra_record_names
@@ -72,7 +72,15 @@ class AttributeClassifier(nn.Module):
 
 
 def labels(folder: Path) -> dict[str, int]:
-    attrs = read_json(folder / "attributes.json", "attributes")["attributes"]
+    """Value index per family of a record's attributes.json; a DatasetError names a value this generator lacks."""
+    path = folder / "attributes.json"
+    attrs = read_json(path, "attributes")["attributes"]
+    for family, values in FAMILIES.items():
+        if attrs.get(family) not in values:
+            raise DatasetError(
+                f"{path}: {family} is {attrs.get(family)!r}, not one of {', '.join(values)}; the record was "
+                f"made by another version of the generator: re-render it with this one"
+            )
     return {name: FAMILIES[name].index(attrs[name]) for name in FAMILIES}
 
 

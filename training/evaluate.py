@@ -134,7 +134,7 @@ def agreement(predicted: list[dict[str, str]], truth: list[dict[str, int]]) -> d
 def evaluate_model(pipe, name, holdout, views, data, classifier, references, settings, mesh, data_dist):
     """`views`: the held-out avatars' real frontal views, (H, W, 3) at the size `frontal` renders at."""
     n = len(holdout)
-    gen_points, uncond_imgs, cond_imgs = [], [], []
+    gen_points, uncond_imgs = [], []
     empty = 0
     for i in range(n):
         planes = pipe.sample_planes(10_000 + i, pipe.latent(10_000 + i), settings)
@@ -147,9 +147,7 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
         raise SystemExit(
             f"{name}: none of {n} samples has a surface at density {mesh.threshold}; try --threshold"
         )
-    for i, image in enumerate(views):
-        z = pipe.encoder(image.permute(2, 0, 1)[None])
-        cond_imgs.append(frontal(pipe, pipe.sample_planes(20_000 + i, z, settings)))
+    cond_imgs = conditioned_renders(pipe, views, 20_000, settings)
     shape = {ref: shape_metrics(gen_points, points) for ref, points in references.items()}
     truth = [labels(data / h) for h in holdout]
     cond_pred = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
@@ -178,16 +176,20 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
     )
 
 
-def fresh_agreement(pipe, classifier, data: Path, names: list[str], settings) -> tuple[dict, list]:
-    """Agreement of samples conditioned on the frontal views of avatars no stage was trained on."""
-    views = frontal_images(data, names, VIEW_SIZE)
+def conditioned_renders(pipe, views: list[torch.Tensor], first_seed: int, settings) -> list[torch.Tensor]:
+    """Frontal renders of samples conditioned on each (H, W, 3) view; sample i draws with seed first_seed + i."""
     renders = []
     for i, image in enumerate(views):
-        z = pipe.encoder(image[None])
-        renders.append(frontal(pipe, pipe.sample_planes(50_000 + i, z, settings)))
-    truth = [labels(data / n) for n in names]
+        z = pipe.encoder(image.permute(2, 0, 1)[None])
+        renders.append(frontal(pipe, pipe.sample_planes(first_seed + i, z, settings)))
+    return renders
+
+
+def fresh_agreement(pipe, classifier, views: list[torch.Tensor], truth: list[dict], settings) -> dict:
+    """Agreement of samples conditioned on the frontal views of avatars no stage was trained on."""
+    renders = conditioned_renders(pipe, views, 50_000, settings)
     agree = agreement(classifier.predict(torch.stack(renders).permute(0, 3, 1, 2)), truth)
-    return {"per_family": agree, "mean": float(np.mean(list(agree.values())))}, renders
+    return {"per_family": agree, "mean": float(np.mean(list(agree.values())))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,16 +283,16 @@ def main(argv: list[str] | None = None) -> int:
             classifier.predict(torch.stack(fitted_imgs).permute(0, 3, 1, 2)),
             [labels(data / h) for h in holdout],
         )
-    fresh = []
+    fresh_views, fresh_truth = [], []
     if args.fresh_data:
-        fresh = extra_record_names(Path(args.fresh_data))[: args.fresh_count]
-        real = frontal_images(Path(args.fresh_data), fresh, VIEW_SIZE)
+        fresh_data = Path(args.fresh_data)
+        fresh = extra_record_names(fresh_data)[: args.fresh_count]
+        real = frontal_images(fresh_data, fresh, VIEW_SIZE)
+        fresh_views, fresh_truth = list(real.permute(0, 2, 3, 1)), [labels(fresh_data / n) for n in fresh]
         report["fresh"] = {
             "data": args.fresh_data,
             "avatars": len(fresh),
-            "classifier_accuracy_on_real_views": agreement(
-                classifier.predict(real), [labels(Path(args.fresh_data) / n) for n in fresh]
-            ),
+            "classifier_accuracy_on_real_views": agreement(classifier.predict(real), fresh_truth),
         }
     variants = [("final", pipe)]
     if args.snapshot:
@@ -301,12 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         result, uncond, cond = evaluate_model(
             model, name, holdout, views, data, classifier, references, settings, mesh, data_dist
         )
-        if fresh:
-            result["attribute_agreement_fresh"], renders = fresh_agreement(
-                model, classifier, Path(args.fresh_data), fresh, settings
+        if fresh_views:
+            result["attribute_agreement_fresh"] = fresh_agreement(
+                model, classifier, fresh_views, fresh_truth, settings
             )
             print(
-                f"{name}: agreement on {len(fresh)} fresh avatars {result['attribute_agreement_fresh']['mean']:.3f}"
+                f"{name}: agreement on {len(fresh_views)} fresh avatars "
+                f"{result['attribute_agreement_fresh']['mean']:.3f}"
             )
         report["models"].append(result)
         print(

@@ -37,6 +37,7 @@ from rodin_core.sampling import sample_base, sample_latents
 from rodin_core.schedule import NoiseSchedule, ScheduleConfig
 from rodin_core.triplane import denormalize, mirror_x, normalize, resample, roll_in, roll_out
 from rodin_core.unet import TriplaneUNet, UNetConfig
+from training.attribute_classifier import labels_of
 from training.common import (
     EMA,
     Checkpointer,
@@ -168,20 +169,7 @@ def frontal_images(data: Path, ids: list[str], size: int) -> torch.Tensor:
 
 def attribute_labels(data: Path, ids: list[str]) -> torch.Tensor:
     """(N, families) value indices of the avatars' attributes.json, in FAMILIES order."""
-    rows = []
-    for name in ids:
-        path = data / name / "attributes.json"
-        attrs = read_json(path, "attributes")["attributes"]
-        row = []
-        for family, values in FAMILIES.items():
-            if attrs.get(family) not in values:
-                raise DatasetError(
-                    f"{path}: {family} is {attrs.get(family)!r}, not one of {', '.join(values)}; the record was "
-                    f"made by another version of the generator: re-render it with this one"
-                )
-            row.append(values.index(attrs[family]))
-        rows.append(row)
-    return torch.tensor(rows, dtype=torch.long)
+    return torch.stack(list(labels_of(data, ids).values()), dim=1)
 
 
 def plane_stats(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
