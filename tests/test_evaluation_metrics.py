@@ -75,3 +75,14 @@ def test_linear_probe_reads_what_the_codes_hold_and_nothing_else():
     assert linear_probe(z, held, 2, folds=5) > 0.9
     unrelated = torch.randint(2, (200,), generator=gen)  # a family z knows nothing of
     assert abs(linear_probe(z, unrelated, 2, folds=5) - 0.5) < 0.12
+
+
+def test_nearest_agreement_copies_the_nearest_pool_avatars_values():
+    from training.probe_latents import nearest_agreement
+
+    z_pool = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    y_pool = torch.tensor([[0, 1], [1, 1], [2, 0]])  # two families
+    z = torch.tensor([[1.0, 0.5], [9.0, 1.0], [0.5, 8.0], [8.5, 0.0]])
+    y = torch.tensor([[0, 1], [1, 0], [2, 0], [2, 1]])
+    # nearest: pool 0, 1, 2, 1 -> family 0 right for the first three, family 1 right for 0, 2, 3.
+    assert nearest_agreement(z, y, z_pool, y_pool).tolist() == [0.75, 0.75]

@@ -224,11 +224,17 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     quality = tmp_path / "quality"
     eargs = ["--weights", str(bundle), "--data", str(dataset), "--classifier", str(cls), "--fit", str(fit)]
     eargs += ["--out", str(quality), "--mesh-resolution", "32", "--steps", "4", "--threshold", "0.5"]
-    assert evaluate.main([*eargs, "--fresh-data", str(dataset), "--fresh-count", "3"]) == 0
+    with pytest.raises(SystemExit, match="--train-count must lie between 0 and the 3 training avatars"):
+        evaluate.main([*eargs, "--train-count", "4"])
+    assert (
+        evaluate.main([*eargs, "--fresh-data", str(dataset), "--fresh-count", "3", "--train-count", "2"]) == 0
+    )
     report = json.loads((quality / "evaluation.json").read_text())
     final = report["models"][-1]
     assert report["fresh"]["avatars"] == 3 and 0.0 <= final["attribute_agreement_fresh"]["mean"] <= 1.0
-    assert "3 fresh avatars" in (quality / "evaluation.md").read_text()
+    assert report["training"]["avatars"] == 2 and 0.0 <= final["attribute_agreement_training"]["mean"] <= 1.0
+    text = (quality / "evaluation.md").read_text()
+    assert "3 fresh avatars" in text and "2 training avatars" in text
     # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
     from training import probe_latents
 
@@ -238,6 +244,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert probe["avatars"] == 5 and all(0.0 <= f["probe"] <= 1.0 for f in probe["per_family"].values())
     with pytest.raises(SystemExit, match="needs at least 12"):
         probe_latents.main([*pargs, "--folds", "6"])
+    # Retrieval from a pool: the probed avatars themselves, so the nearest latent is each avatar's own.
+    assert probe_latents.main([*pargs, "--folds", "2", "--pool", str(dataset), "--pool-sizes", "5,2"]) == 0
+    retrieval = json.loads((quality / "probe.json").read_text())["retrieval"]["sizes"]
+    assert set(retrieval) == {"2", "5"} and retrieval["5"]["mean"] == 1.0
+    with pytest.raises(SystemExit, match="between 1 and the 5 avatars"):
+        probe_latents.main([*pargs, "--folds", "2", "--pool", str(dataset), "--pool-sizes", "6"])
     assert set(final["shape"]) == {evaluate.GROUND_TRUTH, evaluate.FITTED}
     assert report["threshold"] == 0.5 and 0 <= final["samples_without_surface"] < 2
     for metrics in [*final["shape"].values(), *report["reference_fitted_training"].values()]:

@@ -185,9 +185,11 @@ def conditioned_renders(pipe, views: list[torch.Tensor], first_seed: int, settin
     return renders
 
 
-def fresh_agreement(pipe, classifier, views: list[torch.Tensor], truth: list[dict], settings) -> dict:
-    """Agreement of samples conditioned on the frontal views of avatars no stage was trained on."""
-    renders = conditioned_renders(pipe, views, 50_000, settings)
+def conditioned_agreement(
+    pipe, classifier, views: list[torch.Tensor], truth: list[dict], seed: int, settings
+) -> dict:
+    """Agreement of samples conditioned on frontal views with those avatars' true attributes."""
+    renders = conditioned_renders(pipe, views, seed, settings)
     agree = agreement(classifier.predict(torch.stack(renders).permute(0, 3, 1, 2)), truth)
     return {"per_family": agree, "mean": float(np.mean(list(agree.values())))}
 
@@ -213,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         "agreement of samples conditioned on its first --fresh-count avatars, a larger test than the held-out set",
     )
     p.add_argument("--fresh-count", type=int, default=64)
+    p.add_argument(
+        "--train-count",
+        type=int,
+        default=0,
+        help="also condition on the first N training avatars: agreement far above the fresh one means the base "
+        "model recalls its training set rather than composing attributes (more data, not more steps)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--mesh-resolution", type=int, default=96)
     p.add_argument("--steps", type=int, default=20)
@@ -283,16 +292,30 @@ def main(argv: list[str] | None = None) -> int:
             classifier.predict(torch.stack(fitted_imgs).permute(0, 3, 1, 2)),
             [labels(data / h) for h in holdout],
         )
-    fresh_views, fresh_truth = [], []
-    if args.fresh_data:
-        fresh_data = Path(args.fresh_data)
-        fresh = extra_record_names(fresh_data)[: args.fresh_count]
-        real = frontal_images(fresh_data, fresh, VIEW_SIZE)
-        fresh_views, fresh_truth = list(real.permute(0, 2, 3, 1)), [labels(fresh_data / n) for n in fresh]
-        report["fresh"] = {
-            "data": args.fresh_data,
-            "avatars": len(fresh),
-            "classifier_accuracy_on_real_views": agreement(classifier.predict(real), fresh_truth),
+    if not 0 <= args.train_count <= len(pipe.config["train_ids"]):
+        raise SystemExit(
+            f"--train-count must lie between 0 and the {len(pipe.config['train_ids'])} training avatars"
+        )
+    # Each extra agreement test: (report key, views, true labels, first sampling seed).
+    tests = []
+    for key, root, names, seed in (
+        ("training", data, pipe.config["train_ids"][: args.train_count], 60_000),
+        (
+            "fresh",
+            args.fresh_data,
+            extra_record_names(Path(args.fresh_data))[: args.fresh_count] if args.fresh_data else [],
+            50_000,
+        ),
+    ):
+        if not names:
+            continue
+        real = frontal_images(Path(root), names, VIEW_SIZE)
+        truth = [labels(Path(root) / n) for n in names]
+        tests.append((key, list(real.permute(0, 2, 3, 1)), truth, seed))
+        report[key] = {
+            "data": str(root),
+            "avatars": len(names),
+            "classifier_accuracy_on_real_views": agreement(classifier.predict(real), truth),
         }
     variants = [("final", pipe)]
     if args.snapshot:
@@ -303,13 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         result, uncond, cond = evaluate_model(
             model, name, holdout, views, data, classifier, references, settings, mesh, data_dist
         )
-        if fresh_views:
-            result["attribute_agreement_fresh"] = fresh_agreement(
-                model, classifier, fresh_views, fresh_truth, settings
+        for key, test_views, truth, seed in tests:
+            result[f"attribute_agreement_{key}"] = conditioned_agreement(
+                model, classifier, test_views, truth, seed, settings
             )
             print(
-                f"{name}: agreement on {len(fresh_views)} fresh avatars "
-                f"{result['attribute_agreement_fresh']['mean']:.3f}"
+                f"{name}: agreement on {len(test_views)} {key} avatars {result[f'attribute_agreement_{key}']['mean']:.3f}"
             )
         report["models"].append(result)
         print(
@@ -407,30 +429,37 @@ def markdown(report: dict) -> str:
         f"Averaged over the families, {' and '.join(means)}: the agreement a perfect generator would score "
         "with this classifier.",
     ]
-    if "fresh" in report:
-        fresh = report["fresh"]
-        real = fresh["classifier_accuracy_on_real_views"]
-        lines += [
-            "",
-            f"Conditioned on the frontal views of {fresh['avatars']} fresh avatars ({fresh['data']}: rendered with "
-            "another seed, seen by no stage), per family: the classifier on those real views (the ceiling) and "
-            "the agreement of the samples.",
-            "",
-            "| family | classifier on real views | " + " | ".join(m["name"] for m in report["models"]) + " |",
-            "|---|---|" + "---|" * len(report["models"]),
-        ]
-        for fam in [*FAMILIES, None]:
-            cells = [m["attribute_agreement_fresh"] for m in report["models"]]
-            if fam is None:
-                row = [
-                    "**mean**",
-                    f"{np.mean(list(real.values())):.1%}",
-                    *(f"**{c['mean']:.1%}**" for c in cells),
-                ]
-            else:
-                row = [fam, f"{real[fam]:.0%}", *(f"{c['per_family'][fam]:.0%}" for c in cells)]
-            lines.append("| " + " | ".join(row) + " |")
+    descriptions = {
+        "training": "training avatars ({data}: the base model trained on them; the classifier too, so its "
+        "column is above its true accuracy)",
+        "fresh": "fresh avatars ({data}: rendered with another seed, seen by no stage)",
+    }
+    for key, description in descriptions.items():
+        if key in report:
+            lines += agreement_table(report, key, description.format(data=report[key]["data"]))
     return "\n".join(lines) + "\n"
+
+
+def agreement_table(report: dict, key: str, description: str) -> list[str]:
+    test = report[key]
+    real = test["classifier_accuracy_on_real_views"]
+    lines = [
+        "",
+        f"Conditioned on the frontal views of {test['avatars']} {description}, per family: the classifier on "
+        "those real views (the ceiling) and the agreement of the samples.",
+        "",
+        "| family | classifier on real views | " + " | ".join(m["name"] for m in report["models"]) + " |",
+        "|---|---|" + "---|" * len(report["models"]),
+    ]
+    cells = [m[f"attribute_agreement_{key}"] for m in report["models"]]
+    for fam in FAMILIES:
+        lines.append(
+            "| "
+            + " | ".join([fam, f"{real[fam]:.0%}", *(f"{c['per_family'][fam]:.0%}" for c in cells)])
+            + " |"
+        )
+    mean = ["**mean**", f"{np.mean(list(real.values())):.1%}", *(f"**{c['mean']:.1%}**" for c in cells)]
+    return [*lines, "| " + " | ".join(mean) + " |"]
 
 
 if __name__ == "__main__":
