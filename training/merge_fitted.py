@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -53,7 +54,7 @@ def merge(folders: list[Path], data: Path, holdout: int) -> tuple[dict, torch.Te
         chunks.append(planes)
     ids += first_meta["ids"][split:]
     chunks.append(first_planes[split:])
-    repeated = sorted({name for name in ids if ids.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(ids).items() if n > 1)
     if repeated:
         raise ValueError(f"avatars fitted in more than one folder: {repeated[:3]}; merge each avatar once")
     present = {record.name for record in list_records(data)}
