@@ -111,6 +111,11 @@ def resolve_preset(presets: Mapping[str, T], name: str, overrides: Mapping[str, 
     return dataclasses.replace(config, **overrides)
 
 
+def same_tensors(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    """Whether every tensor of `a` is in `b`, bit for bit (e.g. a decoder against the one planes were fitted with)."""
+    return all(name in b and torch.equal(b[name], value) for name, value in a.items())
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(

@@ -296,21 +296,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"--train-count must lie between 0 and the {len(pipe.config['train_ids'])} training avatars"
         )
-    # Each extra agreement test: (report key, views, true labels, first sampling seed).
+    # Each extra agreement test: (report key, data set, avatars, first sampling seed).
+    sets = [("training", data, pipe.config["train_ids"][: args.train_count], 60_000)]
+    if args.fresh_data:
+        fresh_root = Path(args.fresh_data)
+        sets.append(("fresh", fresh_root, extra_record_names(fresh_root)[: args.fresh_count], 50_000))
     tests = []
-    for key, root, names, seed in (
-        ("training", data, pipe.config["train_ids"][: args.train_count], 60_000),
-        (
-            "fresh",
-            args.fresh_data,
-            extra_record_names(Path(args.fresh_data))[: args.fresh_count] if args.fresh_data else [],
-            50_000,
-        ),
-    ):
+    for key, root, names, seed in sets:
         if not names:
             continue
-        real = frontal_images(Path(root), names, VIEW_SIZE)
-        truth = [labels(Path(root) / n) for n in names]
+        real = frontal_images(root, names, VIEW_SIZE)
+        truth = [labels(root / n) for n in names]
         tests.append((key, list(real.permute(0, 2, 3, 1)), truth, seed))
         report[key] = {
             "data": str(root),

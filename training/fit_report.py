@@ -18,7 +18,7 @@ from PIL import Image
 
 from rodin_core.data import load_record, rgba_to_target
 from rodin_core.decoder import DecoderConfig, TriplaneDecoder
-from rodin_core.io_utils import load_tensors, read_json, write_json_atomic
+from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.metrics import psnr, ssim
 from rodin_core.preview import grid, render_image
 from rodin_core.rendering import SamplingConfig
@@ -39,6 +39,16 @@ def load_fitted(folder: Path) -> tuple[dict, torch.Tensor, TriplaneDecoder]:
             f"{folder}: fitted.json lists {len(meta['ids'])} avatars but planes hold {planes.shape[0]}"
         )
     return meta, planes, decoder
+
+
+def save_fitted(folder: Path, planes: torch.Tensor, decoder: dict[str, torch.Tensor], meta: dict) -> None:
+    """Writes a fitted/ folder that `load_fitted` reads; fitted.json goes last, so an interrupted write never
+    leaves a folder that reads as complete with planes of another run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fitted.json").unlink(missing_ok=True)
+    save_tensors_atomic(folder / "planes.safetensors", {"planes": planes.contiguous()})
+    save_tensors_atomic(folder / "decoder.safetensors", {k: v.cpu() for k, v in decoder.items()})
+    write_json_atomic(folder / "fitted.json", meta)
 
 
 def evaluate_fit(

@@ -47,7 +47,7 @@ from training.common import (
     pick_device,
     resolve_preset,
 )
-from training.fit_report import evaluate_fit
+from training.fit_report import evaluate_fit, save_fitted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,11 +300,10 @@ def write_fitted(out, info, all_ids, bank, decoder, decoder_cfg, fit_cfg, args) 
     planes = torch.zeros(len(all_ids), *bank.planes.shape[1:])
     for rank in range(info.world_size):
         planes[rank :: info.world_size] = load_tensors(out / f"shard_rank{rank}.safetensors")["planes"]
-    folder.mkdir(exist_ok=True)
-    save_tensors_atomic(folder / "planes.safetensors", {"planes": planes.contiguous()})
-    save_tensors_atomic(folder / "decoder.safetensors", {k: v.cpu() for k, v in decoder.state_dict().items()})
-    write_json_atomic(
-        folder / "fitted.json",
+    save_fitted(
+        folder,
+        planes,
+        decoder.state_dict(),
         {
             "format": "rodin-fitted/1",
             "ids": all_ids,

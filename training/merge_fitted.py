@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 
 from rodin_core.data import DatasetError, list_records
-from rodin_core.io_utils import save_tensors_atomic, write_json_atomic
-from training.common import git_commit
-from training.fit_report import load_fitted
+from training.common import git_commit, same_tensors
+from training.fit_report import load_fitted, save_fitted
 
 
 def merge(folders: list[Path], data: Path, holdout: int) -> tuple[dict, torch.Tensor, dict]:
@@ -38,10 +37,7 @@ def merge(folders: list[Path], data: Path, holdout: int) -> tuple[dict, torch.Te
     ids, chunks = list(first_meta["ids"][:split]), [first_planes[:split]]
     for folder in folders[1:]:
         meta, planes, decoder = load_fitted(folder)
-        state = decoder.state_dict()
-        if meta["decoder"] != first_meta["decoder"] or any(
-            not torch.equal(state[k], reference[k]) for k in reference
-        ):
+        if meta["decoder"] != first_meta["decoder"] or not same_tensors(reference, decoder.state_dict()):
             raise ValueError(
                 f"{folder} was fitted with another decoder than {folders[0]}; fit it with "
                 f"--frozen-decoder {folders[0]} (or the bundle that holds that decoder)"
@@ -96,12 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DatasetError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     folder = Path(args.out) / "fitted"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "fitted.json").unlink(missing_ok=True)
-    save_tensors_atomic(folder / "planes.safetensors", {"planes": planes.contiguous()})
-    save_tensors_atomic(folder / "decoder.safetensors", decoder)
-    # fitted.json last: a folder without it is not a fitted folder, so an interrupted merge is never read as one.
-    write_json_atomic(folder / "fitted.json", meta)
+    save_fitted(folder, planes, decoder, meta)
     print(f"{folder}: {len(meta['ids'])} avatars, the last {args.holdout} held out as in {args.folders[0]}")
     return 0
 

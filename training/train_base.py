@@ -49,6 +49,7 @@ from training.common import (
     lr_scale,
     pick_device,
     resolve_preset,
+    same_tensors,
 )
 from training.fit_report import load_fitted
 
@@ -219,13 +220,12 @@ def load_init(bundle_path: Path, model: BaseModel, decoder) -> tuple[torch.Tenso
     """Loads a bundle's base networks into `model`; returns its tri-plane statistics and training steps."""
     config, tensors = load_bundle(bundle_path)
     bundle_decoder = unprefixed(tensors, "decoder")
-    for name, value in decoder.state_dict().items():
-        if name not in bundle_decoder or not torch.equal(bundle_decoder[name], value):
-            raise SystemExit(
-                f"the fitted tri-planes were made with a different decoder than {bundle_path}'s, so they do not "
-                f"live in the latent space its base model learned; fit them with "
-                f"`python -m training.fit_triplanes --frozen-decoder {bundle_path} ...`"
-            )
+    if not same_tensors(decoder.state_dict(), bundle_decoder):
+        raise SystemExit(
+            f"the fitted tri-planes were made with a different decoder than {bundle_path}'s, so they do not "
+            f"live in the latent space its base model learned; fit them with "
+            f"`python -m training.fit_triplanes --frozen-decoder {bundle_path} ...`"
+        )
     load_module(model.unet, tensors, "unet", bundle_path)
     load_module(model.encoder, tensors, "encoder", bundle_path)
     model.train()
