@@ -17,7 +17,15 @@ from .importer import avatar_to_object, carries_planes, stored_planes
 from .preferences import get_preferences, user_dir
 from .properties import SAMPLER_ITEMS
 
-SETTING_NAMES = ("guidance", "sampler", "steps", "mesh_resolution", "texture_size", "max_faces")
+SETTING_NAMES = (
+    "guidance",
+    "sampler",
+    "steps",
+    "image_guidance",
+    "mesh_resolution",
+    "texture_size",
+    "max_faces",
+)
 _ACTIVE: dict[str, jobs.GenerationJob] = {}
 _PREVIEWS = None
 
@@ -161,6 +169,7 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
     steps: IntProperty(name="Steps", min=1, max=1000, default=20)
     guidance: FloatProperty(name="Guidance", min=0.0, max=20.0, default=2.0)
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Condition on this portrait")
+    image_guidance: FloatProperty(name="Match portrait", min=0.0, max=10.0, default=1.0)
     prompt: StringProperty(name="Prompt", description="Condition on this description")
     mesh_resolution: IntProperty(name="Mesh resolution", min=32, max=512, default=128)
     texture_size: IntProperty(name="Texture size", min=64, max=8192, default=512)
@@ -268,7 +277,7 @@ class RODIN_OT_regenerate(bpy.types.Operator, _Generating):
         values.update(
             {
                 k: meta["settings"][k]
-                for k in ("guidance", "sampler", "steps")
+                for k in ("guidance", "sampler", "steps", "image_guidance")
                 if k in meta.get("settings", {})
             }
         )

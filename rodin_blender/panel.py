@@ -31,6 +31,7 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
         layout.prop(s, "conditioning")
         if s.conditioning == "IMAGE":
             layout.prop(s, "image_path")
+            layout.prop(s, "image_guidance")
         elif s.conditioning == "TEXT":
             layout.prop(s, "prompt", text="")
         box = layout.box()

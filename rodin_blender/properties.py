@@ -33,6 +33,14 @@ class RodinSettings(bpy.types.PropertyGroup):
         default="NONE",
     )
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="A frontal portrait (PNG/JPG)")
+    image_guidance: FloatProperty(
+        name="Match portrait",
+        default=1.0,
+        min=0.0,
+        max=10.0,
+        description="How strongly the avatar's front is pulled towards the portrait (0: its latent code alone; "
+        "lower it for portraits not framed like the generator's frontal views). Adds ~9 s per avatar on 2 cores",
+    )
     prompt: StringProperty(name="Prompt", description='e.g. "an old man with a grey beard and a cap"')
     edit_prompt: StringProperty(
         name="Edit", description='What to change, e.g. "add round glasses", "blond hair" or "remove the hat"'

@@ -42,6 +42,7 @@ def _generate(args: argparse.Namespace) -> int:
         mesh_resolution=args.mesh_resolution,
         texture_size=args.texture_size,
         max_faces=args.max_faces or None,
+        image_guidance=args.image_guidance,
     )
     settings.validate()
     out = Path(args.out)
@@ -123,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--name", default="avatar", help="file name prefix")
     gen.add_argument("--format", choices=("glb", "obj"), default="glb")
     gen.add_argument("--image", help="frontal portrait (PNG/JPG) the avatar should follow")
+    gen.add_argument(
+        "--image-guidance",
+        type=float,
+        default=1.0,
+        help="how strongly the avatar's front is pulled towards the --image (0 = the latent code alone; "
+        "lower it for portraits not framed like the generator's frontal views)",
+    )
     gen.add_argument("--text", help='a description, e.g. "an old man with a grey beard and a cap"')
     gen.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (1 = none)")
     gen.add_argument("--sampler", choices=("dpmpp_2m", "ddim", "ddpm"), default="dpmpp_2m")

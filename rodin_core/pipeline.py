@@ -39,6 +39,7 @@ from .text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from .texture import bake_texture, vertex_colors
 from .triplane import denormalize, normalize, resample, roll_in, roll_out
 from .unet import TriplaneUNet, UNetConfig
+from .view_guidance import ViewGuidance, ViewGuidanceConfig
 
 Progress = Callable[[str, int, int], None]
 
@@ -67,6 +68,10 @@ class GenerationSettings:
     # (bench/extract), and the texture carries the colour detail.
     max_faces: int | None = 20000
     threshold: float | None = None  # density iso-level; None: the bundle's
+    # How strongly an image-conditioned avatar is pulled towards rendering its portrait from the front
+    # (rodin_core.view_guidance); 0: the latent code alone. On 64 avatars no stage saw, 1.0 raised attribute
+    # agreement from 54 % to 71 % (63 % read 40 degrees to the side), for ~9 s per avatar on 2 cores.
+    image_guidance: float = 1.0
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -75,6 +80,7 @@ class GenerationSettings:
             raise ValueError(f"steps must be between 1 and 1000; got {self.steps}")
         if not 0.0 <= self.guidance <= 20.0:
             raise ValueError(f"guidance must be between 0 and 20; got {self.guidance}")
+        ViewGuidanceConfig(strength=self.image_guidance).validate()
         if not 64 <= self.texture_size <= 8192:
             raise ValueError(f"texture size must be between 64 and 8192; got {self.texture_size}")
         MeshConfig(resolution=self.mesh_resolution, max_faces=self.max_faces).validate()
@@ -198,9 +204,26 @@ class AvatarPipeline:
         settings: GenerationSettings = GenerationSettings(),
         progress: Progress | None = None,
         cancel=None,
+        image: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(1, 3, C, R, R) tri-plane at the final resolution, in the decoder's value range."""
+        """(1, 3, C, R, R) tri-plane at the final resolution, in the decoder's value range.
+
+        `image`: the (3, S, S) portrait z was encoded from (`load_portrait`); with `settings.image_guidance`
+        > 0 the sample is also pulled towards rendering it from the front (rodin_core.view_guidance)."""
         gen = torch.Generator().manual_seed(_seed(seed, "base"))
+        correct = None
+        if image is not None and settings.image_guidance > 0:
+            size = image.shape[-1]
+            correct = ViewGuidance(
+                image.permute(1, 2, 0),
+                Cameras.orbit([0.0], 0.0, size),
+                self.decoder,
+                self.mean,
+                self.std,
+                self.final_resolution,
+                torch.Generator().manual_seed(_seed(seed, "guidance")),
+                ViewGuidanceConfig(strength=settings.image_guidance),
+            )
         rolled = sample_base(
             self.unet,
             self.schedule,
@@ -212,6 +235,7 @@ class AvatarPipeline:
             settings.steps,
             _stage(progress, "base diffusion"),
             cancel,
+            correct=correct,
         )
         planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
         return self._finish(planes, seed, settings, progress, cancel)
@@ -287,8 +311,10 @@ class AvatarPipeline:
         **overrides,
     ) -> Avatar:
         """One avatar. Keyword overrides (guidance=, steps=, sampler=, mesh_resolution=, texture_size=,
-        max_faces=) change the default settings. `variation` > 0 keeps the seed's latent code (its identity)
-        and draws different diffusion noise: variations of one avatar."""
+        max_faces=, image_guidance=) change the default settings. `variation` > 0 keeps the seed's latent code
+        (its identity) and draws different diffusion noise: variations of one avatar. With an `image` the
+        avatar follows the portrait through its latent code and, unless `image_guidance` is 0, through its
+        frontal render (the portrait is taken as a frontal view framed like the generator's)."""
         settings = settings or GenerationSettings()
         if overrides:
             settings = GenerationSettings(**{**settings.__dict__, **overrides})
@@ -297,11 +323,14 @@ class AvatarPipeline:
         t = time.perf_counter()
         _report(progress, "latent", 0, 1)
         unknown: list[str] = []
+        portrait = None
         if text is not None and image is None:
             z, unknown = self.encode_text(text)
         else:
             z = self.latent(seed, image=image, text=text)
-        planes = self.sample_planes(noise_seed(seed, variation), z, settings, progress, cancel)
+            if image is not None:
+                portrait = load_portrait(image, self.encoder.config.image_size)
+        planes = self.sample_planes(noise_seed(seed, variation), z, settings, progress, cancel, portrait)
         timings["diffusion"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
         avatar.metadata = {
@@ -521,7 +550,7 @@ def noise_seed(seed: int, variation: int = 0) -> int:
 
 def _seed(seed: int, stage: str) -> int:
     # Separate streams per stage so changing e.g. the upsampler does not change the base sample of a seed.
-    offsets = {"latent": 0, "base": 1, "upsampler": 2}
+    offsets = {"latent": 0, "base": 1, "upsampler": 2, "guidance": 3}
     return (int(seed) * 1_000_003 + offsets[stage]) % (2**63)
 
 

@@ -3,6 +3,9 @@
 A sampler knows the noise schedule but not the model: it calls `model_fn(x_t, t) -> output`, where output is
 whatever the schedule's prediction type says (eps, x0 or v), and converts it through the schedule.
 Every sampler spends exactly `steps` model calls and returns the x0 estimate of the last one.
+An optional `correct(x0, t) -> x0` replaces each step's clean estimate before the step is taken (the noise
+estimate follows it), so a measurement the sample must agree with can steer any sampler (e.g. the render of
+the conditioning view, rodin_core.view_guidance).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 from .schedule import NoiseSchedule
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CorrectFn = Callable[[torch.Tensor, int], torch.Tensor]
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 
 
@@ -91,6 +95,7 @@ class Sampler:
         generator: torch.Generator | None = None,
         progress: Callable[[int, int], None] | None = None,
         cancel=None,
+        correct: CorrectFn | None = None,
     ) -> torch.Tensor:
         x = noise
         x0 = noise
@@ -98,6 +103,10 @@ class Sampler:
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled(f"cancelled at step {i} of {self.steps}")
             x0, eps = self.predict(model_fn, x, t)
+            if correct is not None:
+                x0 = correct(x0, t)
+                a, s_t = (float(v) for v in self.schedule.alpha_sigma(t))
+                eps = (x - a * x0) / s_t
             s = self.times[i + 1] if i + 1 < len(self.times) else None
             if s is not None:
                 x = self.step(x, x0, eps, t, s, generator, i)
@@ -152,9 +161,9 @@ class DPMSolverPP2M(Sampler):
         a, s = self.schedule.alpha_sigma(t)
         return float(torch.log(a) - torch.log(s))
 
-    def sample(self, model_fn, noise, generator=None, progress=None, cancel=None):
+    def sample(self, model_fn, noise, generator=None, progress=None, cancel=None, correct=None):
         self._prev = None
-        return super().sample(model_fn, noise, generator, progress, cancel)
+        return super().sample(model_fn, noise, generator, progress, cancel, correct)
 
     def step(self, x, x0, eps, t, s, generator, i):
         a_s, s_s = (float(v) for v in self.schedule.alpha_sigma(s))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from .prior import LatentPrior
-from .samplers import classifier_free_guidance, make_sampler
+from .samplers import CorrectFn, classifier_free_guidance, make_sampler
 from .schedule import NoiseSchedule
 from .unet import TriplaneUNet
 
@@ -41,11 +41,13 @@ def sample_base(
     cancel=None,
     start: int | None = None,
     x_start: torch.Tensor | None = None,
+    correct: CorrectFn | None = None,
 ) -> torch.Tensor:
     """Normalised rolled-out tri-planes (B, C, R, 3R) following latent codes z (B, z_dim), with guidance.
 
     `x_start` replaces the initial noise: pure noise for a full sample, or a noised tri-plane together with
-    `start` < T-1 to re-noise and re-denoise an existing avatar (SDEdit).
+    `start` < T-1 to re-noise and re-denoise an existing avatar (SDEdit). `correct` steers each step's clean
+    estimate (e.g. rodin_core.view_guidance).
     """
     b = z.shape[0]
     noise = x_start
@@ -60,7 +62,7 @@ def sample_base(
     guided = classifier_free_guidance(model_fn, z, torch.zeros_like(z), guidance)
     return make_sampler(
         sampler, schedule, min(steps, (start or schedule.num_steps - 1) + 1), start=start
-    ).sample(guided, noise, generator, progress, cancel)
+    ).sample(guided, noise, generator, progress, cancel, correct)
 
 
 def sample_upsampled(

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.blender
 
 import rodin_blender  # noqa: E402
 from rodin_blender import jobs, operators  # noqa: E402
-from rodin_blender.importer import COLLECTION, avatar_to_object  # noqa: E402
+from rodin_blender.importer import COLLECTION, avatar_to_object, stored_planes  # noqa: E402
 from rodin_core.avatar import Avatar  # noqa: E402
 from rodin_core.pipeline import AvatarPipeline  # noqa: E402
 
@@ -174,6 +174,42 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         scene.rodin.conditioning = "NONE"
 
 
+def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(
+    registered, pipeline_with, tmp_path
+):
+    from PIL import Image
+
+    pipeline_with(threshold=0.01)
+    portrait = np.full((64, 64, 3), 255, np.uint8)
+    portrait[20:, 16:48] = (200, 40, 40)
+    Image.fromarray(portrait).save(tmp_path / "portrait.png")
+    scene = bpy.context.scene
+    scene.rodin.conditioning, scene.rodin.image_path = "IMAGE", str(tmp_path / "portrait.png")
+    scene.rodin.image_guidance = 2.5
+    try:
+        before = {o.name for o in bpy.data.objects}
+        result = bpy.ops.rodin.generate(seed=5, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
+        assert result == {"FINISHED"}
+        (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
+        meta = json.loads(obj["rodin_metadata"])
+        assert meta["conditioning"] == "image" and meta["settings"]["image_guidance"] == 2.5
+        planes = stored_planes(obj)
+        # Regenerate (which replaces the object) draws the avatar with its own guidance strength, whatever the panel says now.
+        scene.rodin.image_guidance = 0.0
+        bpy.context.view_layer.objects.active = obj
+        assert bpy.ops.rodin.regenerate(blocking=True) == {"FINISHED"}
+        (again,) = [o for o in bpy.data.objects if o.get("rodin_seed") == 5 and o.name not in before]
+        assert json.loads(again["rodin_metadata"])["settings"]["image_guidance"] == 2.5
+        assert stored_planes(again) == planes  # the same tri-planes: the same guided sample
+        # Without guidance the same seed and portrait give another avatar: the strength did reach the model.
+        before.add(again.name)
+        assert bpy.ops.rodin.generate(seed=5, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
+        (plain,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
+        assert stored_planes(plain) != planes
+    finally:
+        scene.rodin.conditioning, scene.rodin.image_guidance = "NONE", 1.0
+
+
 def test_edit_of_a_variation_changes_only_the_named_part(registered, pipeline_with):
     from rodin_core.triplane import sample_features
 
@@ -307,7 +343,7 @@ def test_panel_draws_what_the_state_calls_for(registered):
     s.conditioning = "TEXT"
     assert ("prop", "prompt") in draw_panel(scene)
     s.conditioning = "IMAGE"
-    assert ("prop", "image_path") in draw_panel(scene)
+    assert {("prop", "image_path"), ("prop", "image_guidance")} <= set(draw_panel(scene))
     s.conditioning = "NONE"
     s.running, s.stage = True, "avatar 1/1: base diffusion"
     busy = draw_panel(scene)

@@ -105,6 +105,37 @@ def test_cfg_with_scale_one_equals_conditional_sampling():
     assert pushed.mean() < plain.mean() - 0.1
 
 
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 100), ("ddim", 50), ("dpmpp_2m", 20)])
+def test_a_correction_of_the_clean_estimate_steers_every_sampler(sampler, steps):
+    schedule = NoiseSchedule(ScheduleConfig(prediction="eps"))
+    noise = torch.randn(2000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+
+    def run(correct):
+        gen = torch.Generator().manual_seed(6)
+        return make_sampler(sampler, schedule, steps).sample(
+            exact_model(schedule), noise, generator=gen, correct=correct
+        )[:, 0]
+
+    plain = run(None)
+    # The identity changes nothing (the noise estimate recomputed from x0 differs only by rounding).
+    assert torch.allclose(run(lambda x0, t: x0), plain, atol=1e-9)
+    seen = []
+
+    def towards_right(x0, t):
+        # A measurement "x0 > 0.5": each clean estimate moves halfway to the right mode when it lies left of it.
+        seen.append(t)
+        return torch.where(x0 < 0.5, x0 + 0.5 * (0.8 - x0), x0)
+
+    steered = run(towards_right)
+    assert seen == make_sampler(sampler, schedule, steps).times  # called once per step, with its timestep
+    assert (plain < 0).double().mean().item() == pytest.approx(0.3, abs=0.04)
+    # The last correction alone would move a left-mode sample only to about -0.1: the left mode is gone
+    # because the corrections carried every trajectory over to the right one, which keeps its shape.
+    assert (steered < 0.3).double().mean().item() < 0.02
+    assert steered.mean().item() == pytest.approx(0.8, abs=0.05)
+    assert steered.std().item() < 0.35
+
+
 def test_cancel_stops_sampling():
     schedule = NoiseSchedule()
     event = threading.Event()

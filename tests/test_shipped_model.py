@@ -61,29 +61,40 @@ def test_edit_strength_sets_how_much_of_the_avatar_changes():
     assert change(z, 0.6) < half  # re-noising alone changes less than re-noising towards the prompt
 
 
-@pytest.mark.blender
-def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
-    """The shipped text encoder against real Blender renders of the avatars it never trained on: each
-    held-out caption's latent must be closest to its own avatar's image latent far more often than chance."""
+def held_out_portraits(pipe, folder, count=None) -> list[tuple]:
+    """Fresh Blender renders of the frontal views of the bundle's held-out avatars: (png path, attributes)."""
     pytest.importorskip("bpy")
-    from blender_scenes.attributes import caption, draw_attributes
+    from blender_scenes.attributes import draw_attributes
     from blender_scenes.avatar_factory import build_avatar, clear_avatar
     from blender_scenes.camera_rig import camera_poses
     from blender_scenes.dataset_writer import record_seed
     from blender_scenes.renderer import ViewRenderer, setup_scene
     from training.pipeline import PRESETS
 
-    pipe = AvatarPipeline.from_bundle()
-    indices = [int(name.rsplit("_", 1)[1]) for name in pipe.config["holdout_ids"]]
+    indices = [int(name.rsplit("_", 1)[1]) for name in pipe.config["holdout_ids"]][:count]
     renderer = ViewRenderer(setup_scene(64, samples=16, device="cpu"))
-    image_z, text_z = [], []
+    out = []
     for index in indices:
         seed = record_seed(PRESETS["tiny"].seed, index)
         attrs = draw_attributes(seed)
         clear_avatar()
         build_avatar(attrs)
-        path = tmp_path / f"{index}.png"
+        path = folder / f"{index}.png"
         renderer.render(camera_poses(seed, 1)[0], path)
+        out.append((path, attrs))
+    return out
+
+
+@pytest.mark.blender
+def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
+    """The shipped text encoder against real Blender renders of the avatars it never trained on: each
+    held-out caption's latent must be closest to its own avatar's image latent far more often than chance."""
+    from blender_scenes.attributes import caption
+
+    pipe = AvatarPipeline.from_bundle()
+    portraits = held_out_portraits(pipe, tmp_path)
+    image_z, text_z = [], []
+    for path, attrs in portraits:
         image_z.append(pipe.encode_image(path)[0])
         z, unknown = pipe.encode_text(caption(attrs))
         assert unknown == []  # captions only use words the model was trained on
@@ -92,7 +103,34 @@ def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
         torch.nn.functional.normalize(torch.stack(text_z), dim=1)
         @ torch.nn.functional.normalize(torch.stack(image_z), dim=1).T
     )
-    n = len(indices)
+    n = len(portraits)
     top1 = (sims.argmax(1) == torch.arange(n)).float().mean().item()
     top5 = (sims.topk(5, dim=1).indices == torch.arange(n)[:, None]).any(1).float().mean().item()
     assert top1 >= 3 / n and top5 >= 2 * 5 / n, (top1, top5)
+
+
+@pytest.mark.blender
+def test_image_guidance_makes_avatars_look_like_new_portraits(tmp_path):
+    """Conditioned on fresh renders of avatars it never trained on, the shipped model's avatar seen from the
+    front is much closer to the portrait with image guidance than from the latent code alone (16 held-out
+    avatars: 21.7 -> 27.2 dB, docs/results.md)."""
+    from rodin_core.cameras import Cameras
+    from rodin_core.images import load_portrait
+    from rodin_core.metrics import psnr
+    from rodin_core.pipeline import GenerationSettings
+    from rodin_core.preview import render_image
+
+    pipe = AvatarPipeline.from_bundle()
+    front = Cameras.orbit([0.0], 0.0, 64)
+    gains = []
+    for i, (path, _) in enumerate(held_out_portraits(pipe, tmp_path, count=3)):
+        pixels = load_portrait(path, 64)
+        z = pipe.encode_image(path)
+        scores = []
+        for strength in (0.0, 1.0):
+            planes = pipe.sample_planes(i, z, GenerationSettings(image_guidance=strength), image=pixels)
+            scores.append(
+                psnr(render_image(planes[0], pipe.decoder, front, 0)["rgb"], pixels.permute(1, 2, 0))
+            )
+        gains.append(scores[1] - scores[0])
+    assert np.mean(gains) > 2.0 and min(gains) > 0.0, gains

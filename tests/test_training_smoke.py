@@ -226,15 +226,18 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     eargs += ["--out", str(quality), "--mesh-resolution", "32", "--steps", "4", "--threshold", "0.5"]
     with pytest.raises(SystemExit, match="--train-count must lie between 0 and the 3 training avatars"):
         evaluate.main([*eargs, "--train-count", "4"])
-    assert (
-        evaluate.main([*eargs, "--fresh-data", str(dataset), "--fresh-count", "3", "--train-count", "2"]) == 0
-    )
+    extra = ["--fresh-data", str(dataset), "--fresh-count", "3", "--train-count", "2"]
+    assert evaluate.main([*eargs, *extra, "--compare-image-guidance"]) == 0
     report = json.loads((quality / "evaluation.json").read_text())
-    final = report["models"][-1]
+    unguided, final = report["models"]
+    assert "image guidance 0" in unguided["name"] and report["sampling"]["image_guidance"] == 1.0
+    for model in (unguided, final):
+        assert 0.0 <= model["attribute_agreement_conditioned_side_mean"] <= 1.0
+        assert 0.0 <= model["attribute_agreement_fresh"]["side_mean"] <= 1.0
     assert report["fresh"]["avatars"] == 3 and 0.0 <= final["attribute_agreement_fresh"]["mean"] <= 1.0
     assert report["training"]["avatars"] == 2 and 0.0 <= final["attribute_agreement_training"]["mean"] <= 1.0
     text = (quality / "evaluation.md").read_text()
-    assert "3 fresh avatars" in text and "2 training avatars" in text
+    assert "3 fresh avatars" in text and "2 training avatars" in text and "read 40° to the side" in text
     # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
     from training import probe_latents
 

@@ -16,6 +16,9 @@ generated avatars: for image-conditioned samples, agreement with the conditionin
 to the classifier's own accuracy on the real views, and the chance rate of unconditional samples); for
 unconditional samples, the total-variation distance of each family's distribution to the data's.
 With --snapshot another base checkpoint (earlier, or a longer run) is evaluated in the same report (a second data point).
+Image-conditioned samples are drawn as the pipeline draws them, image guidance included (--image-guidance;
+--compare-image-guidance adds the final model without it as another row), and classified from the front and
+from 40 degrees to the side, a view the guidance never sees.
 Writes OUT/evaluation.json and OUT/evaluation.md.
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -107,8 +111,11 @@ def with_snapshot(pipe: AvatarPipeline, snapshot: Path, prior_steps: int, data: 
 VIEW_SIZE = 64  # frontal views are compared and classified at this size
 
 
-def frontal(pipe, planes, size=VIEW_SIZE) -> torch.Tensor:
-    return render_image(planes[0], pipe.decoder, Cameras.orbit([0.0], 0.0, size), 0)["rgb"]
+SIDE_AZIMUTH = 40.0  # degrees: does the whole avatar follow the input view, or only its front?
+
+
+def frontal(pipe, planes, size=VIEW_SIZE, azimuth=0.0) -> torch.Tensor:
+    return render_image(planes[0], pipe.decoder, Cameras.orbit([azimuth], 0.0, size), 0)["rgb"]
 
 
 # Rows and columns of the head (hair, hat and face) in a 64x64 frontal view at the generator's framing.
@@ -147,12 +154,13 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
         raise SystemExit(
             f"{name}: none of {n} samples has a surface at density {mesh.threshold}; try --threshold"
         )
-    cond_imgs = conditioned_renders(pipe, views, 20_000, settings)
+    cond_imgs, cond_sides = conditioned_renders(pipe, views, 20_000, settings)
     shape = {ref: shape_metrics(gen_points, points) for ref, points in references.items()}
     truth = [labels(data / h) for h in holdout]
     cond_pred = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
     uncond_pred = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
     agree, chance = agreement(cond_pred, truth), agreement(uncond_pred, truth)
+    side = agreement(classifier.predict(torch.stack(cond_sides).permute(0, 3, 1, 2)), truth)
     tv = {}
     for fam, values in FAMILIES.items():
         gen_dist = np.array([sum(p[fam] == v for p in uncond_pred) for v in values], float) / len(uncond_pred)
@@ -166,6 +174,8 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
             "conditioned_likeness": likeness(cond_imgs, views),
             "attribute_agreement_conditioned": agree,
             "attribute_agreement_conditioned_mean": float(np.mean(list(agree.values()))),
+            "attribute_agreement_conditioned_side": side,
+            "attribute_agreement_conditioned_side_mean": float(np.mean(list(side.values()))),
             "attribute_chance_unconditioned": chance,
             "attribute_chance_unconditioned_mean": float(np.mean(list(chance.values()))),
             "attribute_tv_unconditioned": tv,
@@ -176,22 +186,34 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
     )
 
 
-def conditioned_renders(pipe, views: list[torch.Tensor], first_seed: int, settings) -> list[torch.Tensor]:
-    """Frontal renders of samples conditioned on each (H, W, 3) view; sample i draws with seed first_seed + i."""
-    renders = []
+def conditioned_renders(
+    pipe, views: list[torch.Tensor], first_seed: int, settings
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Frontal and side renders of samples conditioned on each (H, W, 3) view (through its latent code and,
+    with settings.image_guidance, its frontal render); sample i draws with seed first_seed + i."""
+    fronts, sides = [], []
     for i, image in enumerate(views):
-        z = pipe.encoder(image.permute(2, 0, 1)[None])
-        renders.append(frontal(pipe, pipe.sample_planes(first_seed + i, z, settings)))
-    return renders
+        pixels = image.permute(2, 0, 1)
+        planes = pipe.sample_planes(first_seed + i, pipe.encoder(pixels[None]), settings, image=pixels)
+        fronts.append(frontal(pipe, planes))
+        sides.append(frontal(pipe, planes, azimuth=SIDE_AZIMUTH))
+    return fronts, sides
 
 
 def conditioned_agreement(
     pipe, classifier, views: list[torch.Tensor], truth: list[dict], seed: int, settings
 ) -> dict:
-    """Agreement of samples conditioned on frontal views with those avatars' true attributes."""
-    renders = conditioned_renders(pipe, views, seed, settings)
-    agree = agreement(classifier.predict(torch.stack(renders).permute(0, 3, 1, 2)), truth)
-    return {"per_family": agree, "mean": float(np.mean(list(agree.values())))}
+    """Agreement of samples conditioned on frontal views with those avatars' true attributes (read from the
+    front, and from the side)."""
+    fronts, sides = conditioned_renders(pipe, views, seed, settings)
+    agree = agreement(classifier.predict(torch.stack(fronts).permute(0, 3, 1, 2)), truth)
+    side = agreement(classifier.predict(torch.stack(sides).permute(0, 3, 1, 2)), truth)
+    return {
+        "per_family": agree,
+        "mean": float(np.mean(list(agree.values()))),
+        "side_per_family": side,
+        "side_mean": float(np.mean(list(side.values()))),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--guidance", type=float, default=GenerationSettings.guidance, help="classifier-free guidance"
     )
+    p.add_argument(
+        "--image-guidance",
+        type=float,
+        default=GenerationSettings.image_guidance,
+        help="image guidance of the image-conditioned samples (0: the latent code alone)",
+    )
+    p.add_argument(
+        "--compare-image-guidance",
+        action="store_true",
+        help="also evaluate the final model with image guidance 0, as another row of the same report",
+    )
     p.add_argument("--threshold", type=float, help="density iso-level of the meshes (default: the bundle's)")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
@@ -252,13 +285,21 @@ def main(argv: list[str] | None = None) -> int:
         fam: np.bincount([lab[fam] for lab in train_labels], minlength=len(v)) / len(train_labels)
         for fam, v in FAMILIES.items()
     }
-    settings = GenerationSettings(steps=args.steps, guidance=args.guidance)
+    settings = GenerationSettings(
+        steps=args.steps, guidance=args.guidance, image_guidance=args.image_guidance
+    )
+    settings.validate()
     report = {
         "holdout": len(holdout),
         "points": POINTS,
         "mesh_resolution": args.mesh_resolution,
         "threshold": mesh.threshold,
-        "sampling": {"sampler": settings.sampler, "steps": settings.steps, "guidance": settings.guidance},
+        "sampling": {
+            "sampler": settings.sampler,
+            "steps": settings.steps,
+            "guidance": settings.guidance,
+            "image_guidance": settings.image_guidance,
+        },
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "models": [],
     }
@@ -313,18 +354,20 @@ def main(argv: list[str] | None = None) -> int:
             "avatars": len(names),
             "classifier_accuracy_on_real_views": agreement(classifier.predict(real), truth),
         }
-    variants = [("final", pipe)]
+    variants = [("final", pipe, settings)]
+    if args.compare_image_guidance:
+        unguided = dataclasses.replace(settings, image_guidance=0.0)
+        variants.insert(0, ("final, latent code only (image guidance 0)", pipe, unguided))
     if args.snapshot:
-        variants.insert(
-            0, (f"checkpoint {args.snapshot}", with_snapshot(pipe, Path(args.snapshot), 1500, data))
-        )
-    for name, model in variants:
+        snapshot = with_snapshot(pipe, Path(args.snapshot), 1500, data)
+        variants.insert(0, (f"checkpoint {args.snapshot}", snapshot, settings))
+    for name, model, model_settings in variants:
         result, uncond, cond = evaluate_model(
-            model, name, holdout, views, data, classifier, references, settings, mesh, data_dist
+            model, name, holdout, views, data, classifier, references, model_settings, mesh, data_dist
         )
         for key, test_views, truth, seed in tests:
             result[f"attribute_agreement_{key}"] = conditioned_agreement(
-                model, classifier, test_views, truth, seed, settings
+                model, classifier, test_views, truth, seed, model_settings
             )
             print(
                 f"{name}: agreement on {len(test_views)} {key} avatars {result[f'attribute_agreement_{key}']['mean']:.3f}"
@@ -352,7 +395,9 @@ def markdown(report: dict) -> str:
         f"{report['mesh_resolution']}^3 marching cubes; Chamfer = mean squared nearest-neighbour distance both "
         "ways, in scene units (1 unit = 0.25 m)."
         + (
-            " Samples: {sampler}, {steps} steps, guidance {guidance}.".format(**report["sampling"])
+            " Samples: {sampler}, {steps} steps, guidance {guidance}, image guidance {ig}.".format(
+                ig=report["sampling"].get("image_guidance", 0.0), **report["sampling"]
+            )
             if "sampling" in report
             else ""
         ),
@@ -368,13 +413,15 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {ref} | {s['COV']:.1%} | {s['MMD']:.5f} | {s['1-NNA']:.1%} |")
     lines += [
         "",
-        "| model | attr. agreement, image-conditioned | chance (unconditional) | attr. TV to data (lower) | "
-        "samples without a surface |",
-        "|---|---|---|---|---|",
+        "| model | attr. agreement, image-conditioned | the same read 40° to the side | chance (unconditional) "
+        "| attr. TV to data (lower) | samples without a surface |",
+        "|---|---|---|---|---|---|",
     ]
     for m in report["models"]:
+        side = m.get("attribute_agreement_conditioned_side_mean")
         lines.append(
             f"| {m['name']} | {m['attribute_agreement_conditioned_mean']:.1%} | "
+            f"{'-' if side is None else f'{side:.1%}'} | "
             f"{m['attribute_chance_unconditioned_mean']:.1%} | {m['attribute_tv_unconditioned_mean']:.3f} | "
             f"{m['samples_without_surface']} of {report['holdout']} |"
         )
@@ -402,8 +449,9 @@ def markdown(report: dict) -> str:
         "",
         "Per attribute family (final model):",
         "",
-        "| family | classifier on real views | on fitted tri-plane renders | agreement, conditioned | chance | TV |",
-        "|---|---|---|---|---|---|",
+        "| family | classifier on real views | on fitted tri-plane renders | agreement, conditioned | read 40° to "
+        "the side | chance | TV |",
+        "|---|---|---|---|---|---|---|",
     ]
     final = report["models"][-1]
     on_fitted = report.get("classifier_accuracy_on_fitted_renders")
@@ -411,7 +459,9 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {fam} | {report['classifier_accuracy_on_real_frontal_views'][fam]:.0%} | "
             f"{f'{on_fitted[fam]:.0%}' if on_fitted else '-'} | "
-            f"{final['attribute_agreement_conditioned'][fam]:.0%} | {final['attribute_chance_unconditioned'][fam]:.0%} | "
+            f"{final['attribute_agreement_conditioned'][fam]:.0%} | "
+            f"{final['attribute_agreement_conditioned_side'][fam]:.0%} | "
+            f"{final['attribute_chance_unconditioned'][fam]:.0%} | "
             f"{final['attribute_tv_unconditioned'][fam]:.2f} |"
         )
     real = report["classifier_accuracy_on_real_frontal_views"]
@@ -455,7 +505,12 @@ def agreement_table(report: dict, key: str, description: str) -> list[str]:
             + " |"
         )
     mean = ["**mean**", f"{np.mean(list(real.values())):.1%}", *(f"**{c['mean']:.1%}**" for c in cells)]
-    return [*lines, "| " + " | ".join(mean) + " |"]
+    side = [
+        "mean, read 40° to the side",
+        "",
+        *(f"{c['side_mean']:.1%}" if "side_mean" in c else "-" for c in cells),
+    ]
+    return [*lines, "| " + " | ".join(mean) + " |", "| " + " | ".join(side) + " |"]
 
 
 if __name__ == "__main__":
