@@ -114,8 +114,13 @@ VIEW_SIZE = 64  # frontal views are compared and classified at this size
 SIDE_AZIMUTH = 40.0  # degrees: does the whole avatar follow the input view, or only its front?
 
 
-def frontal(pipe, planes, size=VIEW_SIZE, azimuth=0.0) -> torch.Tensor:
+def view_at(pipe, planes, azimuth: float, size=VIEW_SIZE) -> torch.Tensor:
+    """A render of planes (1, 3, C, R, R) from the rig's camera at `azimuth` degrees, elevation 0."""
     return render_image(planes[0], pipe.decoder, Cameras.orbit([azimuth], 0.0, size), 0)["rgb"]
+
+
+def frontal(pipe, planes, size=VIEW_SIZE) -> torch.Tensor:
+    return view_at(pipe, planes, 0.0, size)
 
 
 # Rows and columns of the head (hair, hat and face) in a 64x64 frontal view at the generator's framing.
@@ -196,7 +201,7 @@ def conditioned_renders(
         pixels = image.permute(2, 0, 1)
         planes = pipe.sample_planes(first_seed + i, pipe.encoder(pixels[None]), settings, image=pixels)
         fronts.append(frontal(pipe, planes))
-        sides.append(frontal(pipe, planes, azimuth=SIDE_AZIMUTH))
+        sides.append(view_at(pipe, planes, SIDE_AZIMUTH))
     return fronts, sides
 
 
