@@ -23,7 +23,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rodin_core.cameras import Cameras  # noqa: E402
 from rodin_core.data import load_record, rgba_to_target  # noqa: E402
 from rodin_core.metrics import psnr  # noqa: E402
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings  # noqa: E402
@@ -57,7 +56,7 @@ def main() -> int:
             )
         others = [v for v in OTHER_VIEWS if v < len(record.rgba) and v != record.frontal_index]
         pixels = front.permute(2, 0, 1)
-        z = pipe.encode_image((front * 255).round().byte().numpy())
+        z = pipe.encode_image((front * 255).round().byte().numpy())  # as a user's 8-bit portrait
         tiles.append(front)
         for strength in strengths:
             t = time.perf_counter()
@@ -65,10 +64,9 @@ def main() -> int:
                 20_000 + i, z, GenerationSettings(image_guidance=strength), image=pixels
             )
             rows[strength]["seconds"].append(time.perf_counter() - t)
-            front_render = render_image(planes[0], pipe.decoder, Cameras.orbit([0.0], 0.0, front.shape[0]), 0)
-            rows[strength]["front"].append(psnr(front_render["rgb"], front))
-            side = Cameras.orbit([40.0], 0.0, front.shape[0])
-            tiles += [front_render["rgb"], render_image(planes[0], pipe.decoder, side, 0)["rgb"]]
+            front_render, side_render = pipe.render(planes, (0.0, 40.0), size=front.shape[0], refine=False)
+            rows[strength]["front"].append(psnr(front_render, front))
+            tiles += [front_render, side_render]
             rows[strength]["other"].append(
                 np.mean(
                     [

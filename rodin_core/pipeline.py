@@ -167,7 +167,15 @@ class AvatarPipeline:
 
     @torch.no_grad()
     def encode_image(self, image) -> torch.Tensor:
-        pixels = load_portrait(image, self.encoder.config.image_size)
+        return self.encode_pixels(self.portrait(image))
+
+    def portrait(self, image) -> torch.Tensor:
+        """Any portrait `load_portrait` takes -> (3, S, S) pixels at the encoder's size."""
+        return load_portrait(image, self.encoder.config.image_size)
+
+    @torch.no_grad()
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The latent code (1, z_dim) of a (3, S, S) portrait from `portrait`."""
         return self.encoder(pixels[None].to(self.device))
 
     @torch.no_grad()
@@ -326,10 +334,11 @@ class AvatarPipeline:
         portrait = None
         if text is not None and image is None:
             z, unknown = self.encode_text(text)
+        elif image is not None and text is None:
+            portrait = self.portrait(image)  # read once: encoded, then the target of image guidance
+            z = self.encode_pixels(portrait)
         else:
-            z = self.latent(seed, image=image, text=text)
-            if image is not None:
-                portrait = load_portrait(image, self.encoder.config.image_size)
+            z = self.latent(seed, image=image, text=text)  # none: the prior; both: latent() refuses
         planes = self.sample_planes(noise_seed(seed, variation), z, settings, progress, cancel, portrait)
         timings["diffusion"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)

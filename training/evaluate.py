@@ -37,12 +37,11 @@ from PIL import Image
 
 from blender_scenes.attributes import FAMILIES
 from rodin_core.bundle import load_module
-from rodin_core.cameras import Cameras
 from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
 from rodin_core.mesh import MeshConfig, NoSurfaceError, extract_mesh
 from rodin_core.metrics import psnr
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
-from rodin_core.preview import grid, render_image
+from rodin_core.preview import grid
 from training.attribute_classifier import labels, load_classifier
 from training.common import extra_record_names
 from training.fit_report import load_fitted
@@ -116,7 +115,7 @@ SIDE_AZIMUTH = 40.0  # degrees: does the whole avatar follow the input view, or 
 
 def view_at(pipe, planes, azimuth: float, size=VIEW_SIZE) -> torch.Tensor:
     """A render of planes (1, 3, C, R, R) from the rig's camera at `azimuth` degrees, elevation 0."""
-    return render_image(planes[0], pipe.decoder, Cameras.orbit([azimuth], 0.0, size), 0)["rgb"]
+    return pipe.render(planes, (azimuth,), size=size, refine=False)[0]
 
 
 def frontal(pipe, planes, size=VIEW_SIZE) -> torch.Tensor:
@@ -162,10 +161,9 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
     cond_imgs, cond_sides = conditioned_renders(pipe, views, 20_000, settings)
     shape = {ref: shape_metrics(gen_points, points) for ref, points in references.items()}
     truth = [labels(data / h) for h in holdout]
-    cond_pred = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
+    cond = read_agreement(classifier, cond_imgs, cond_sides, truth)
     uncond_pred = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
-    agree, chance = agreement(cond_pred, truth), agreement(uncond_pred, truth)
-    side = agreement(classifier.predict(torch.stack(cond_sides).permute(0, 3, 1, 2)), truth)
+    chance = agreement(uncond_pred, truth)
     tv = {}
     for fam, values in FAMILIES.items():
         gen_dist = np.array([sum(p[fam] == v for p in uncond_pred) for v in values], float) / len(uncond_pred)
@@ -177,10 +175,10 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
             "samples_without_surface": empty,
             # How much the sample conditioned on a held-out view looks like that view (its own render).
             "conditioned_likeness": likeness(cond_imgs, views),
-            "attribute_agreement_conditioned": agree,
-            "attribute_agreement_conditioned_mean": float(np.mean(list(agree.values()))),
-            "attribute_agreement_conditioned_side": side,
-            "attribute_agreement_conditioned_side_mean": float(np.mean(list(side.values()))),
+            "attribute_agreement_conditioned": cond["per_family"],
+            "attribute_agreement_conditioned_mean": cond["mean"],
+            "attribute_agreement_conditioned_side": cond["side_per_family"],
+            "attribute_agreement_conditioned_side_mean": cond["side_mean"],
             "attribute_chance_unconditioned": chance,
             "attribute_chance_unconditioned_mean": float(np.mean(list(chance.values()))),
             "attribute_tv_unconditioned": tv,
@@ -199,7 +197,7 @@ def conditioned_renders(
     fronts, sides = [], []
     for i, image in enumerate(views):
         pixels = image.permute(2, 0, 1)
-        planes = pipe.sample_planes(first_seed + i, pipe.encoder(pixels[None]), settings, image=pixels)
+        planes = pipe.sample_planes(first_seed + i, pipe.encode_pixels(pixels), settings, image=pixels)
         fronts.append(frontal(pipe, planes))
         sides.append(view_at(pipe, planes, SIDE_AZIMUTH))
     return fronts, sides
@@ -208,9 +206,15 @@ def conditioned_renders(
 def conditioned_agreement(
     pipe, classifier, views: list[torch.Tensor], truth: list[dict], seed: int, settings
 ) -> dict:
-    """Agreement of samples conditioned on frontal views with those avatars' true attributes (read from the
-    front, and from the side)."""
-    fronts, sides = conditioned_renders(pipe, views, seed, settings)
+    """Agreement of samples conditioned on frontal views with those avatars' true attributes."""
+    return read_agreement(classifier, *conditioned_renders(pipe, views, seed, settings), truth)
+
+
+def read_agreement(
+    classifier, fronts: list[torch.Tensor], sides: list[torch.Tensor], truth: list[dict]
+) -> dict:
+    """Agreement of the classifier's reading of (H, W, 3) renders with true attributes, from the front and
+    from the side: per family and averaged."""
     agree = agreement(classifier.predict(torch.stack(fronts).permute(0, 3, 1, 2)), truth)
     side = agreement(classifier.predict(torch.stack(sides).permute(0, 3, 1, 2)), truth)
     return {
