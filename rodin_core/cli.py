@@ -34,7 +34,7 @@ def _generate(args: argparse.Namespace) -> int:
         from tqdm import tqdm
     except ImportError:  # progress bars are a nicety
         tqdm = None
-    pipe = AvatarPipeline.from_bundle(args.weights, device=args.device)
+    pipe = AvatarPipeline.from_bundle(args.weights, device=args.device, text_model=args.text_model)
     settings = GenerationSettings(
         guidance=args.guidance,
         sampler=args.sampler,
@@ -80,6 +80,13 @@ def _generate(args: argparse.Namespace) -> int:
                 f"{', '.join(avatar.metadata['unknown_words'])}",
                 file=sys.stderr,
             )
+        if avatar.metadata.get("text_model") == "sentence":
+            new = pipe.unfamiliar_words(args.text)
+            print(
+                "note: the prompt was read by the sentence-embedding model"
+                + (f"; no training caption uses: {', '.join(new)}" if new else ""),
+                file=sys.stderr,
+            )
         name = f"{args.name}_seed{seed}"
         paths = write_avatar(avatar, out, name, args.format)
         views = pipe.render(
@@ -105,6 +112,11 @@ def _info(args: argparse.Namespace) -> int:
         f"parameters: {params / 1e6:.2f} M; base tri-plane {config['base']['resolution']}^2, "
         f"upsampler: {config['upsampler']['resolution'] if config.get('upsampler') else 'none'}"
     )
+    if config.get("sentence"):
+        from .sentence import sentence_model_missing
+
+        problem = sentence_model_missing()
+        print(f"sentence-model head: yes ({'ready' if problem is None else problem})")
     return 0
 
 
@@ -132,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         "lower it for portraits not framed like the generator's frontal views)",
     )
     gen.add_argument("--text", help='a description, e.g. "an old man with a grey beard and a cap"')
+    gen.add_argument(
+        "--text-model",
+        choices=("auto", "words", "sentence"),
+        default="auto",
+        help="which encoder reads --text: words (the model's own vocabulary), sentence (the offline "
+        "sentence-embedding model, if installed), auto (sentence only for words the vocabulary lacks)",
+    )
     gen.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (1 = none)")
     gen.add_argument("--sampler", choices=("dpmpp_2m", "ddim", "ddpm"), default="dpmpp_2m")
     gen.add_argument("--steps", type=int, default=20, help="diffusion steps (DPM-Solver++ needs ~20)")

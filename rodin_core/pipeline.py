@@ -35,6 +35,7 @@ from .regions import blend_region, parts_named
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
+from .sentence import INSTALL_HINT, SentenceConfig, SentenceHead, embed_sentences, sentence_model_missing
 from .text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from .texture import bake_texture, vertex_colors
 from .triplane import denormalize, normalize, resample, roll_in, roll_out
@@ -94,10 +95,23 @@ class EditResult:
     parts: list[str]  # the parts it was limited to (rodin_core.regions); empty = the whole avatar
 
 
+# Which text encoder reads a prompt: "words", the project's own word-level encoder; "sentence", the head on the
+# offline sentence-embedding model (rodin_core.sentence); "auto", words unless the prompt has words the word
+# encoder does not know and the sentence model is there to read them.
+TEXT_MODELS = ("auto", "words", "sentence")
+
+
 class AvatarPipeline:
     def __init__(
-        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], source: str, device="cpu"
+        self,
+        config: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        source: str,
+        device="cpu",
+        text_model: str = "auto",
     ) -> None:
+        if text_model not in TEXT_MODELS:
+            raise ValueError(f"unknown text model {text_model!r}; choose one of {', '.join(TEXT_MODELS)}")
         self.config = config
         self.source = source
         self.device = torch.device(device)
@@ -127,7 +141,15 @@ class AvatarPipeline:
             self.vocab = Vocabulary(text["vocab"])
             self.text_encoder = TextEncoder(TextConfig(**text["config"]), len(self.vocab))
             load_module(self.text_encoder, tensors, "text", source)
+        self.sentence_head = None
+        if config.get("sentence"):
+            self.sentence_head = SentenceHead(SentenceConfig(**config["sentence"]["config"]))
+            load_module(self.sentence_head, tensors, "sentence", source)
+        if text or config.get("sentence"):
             self.z_mean = tensors["stats.z_mean"]
+        self.text_model = text_model
+        if text_model == "sentence":
+            self._check_sentence()
         self.refiner = None
         if config.get("refiner"):
             self.refiner = ImageRefiner(RefinerConfig(**config["refiner"]))
@@ -140,9 +162,11 @@ class AvatarPipeline:
             module.to(self.device)
 
     @classmethod
-    def from_bundle(cls, path: str | Path | None = None, device: str = "cpu") -> AvatarPipeline:
+    def from_bundle(
+        cls, path: str | Path | None = None, device: str = "cpu", text_model: str = "auto"
+    ) -> AvatarPipeline:
         config, tensors = load_bundle(path)
-        return cls(config, tensors, str(path or "the embedded bundle"), device)
+        return cls(config, tensors, str(path or "the embedded bundle"), device, text_model)
 
     def modules(self) -> list[torch.nn.Module]:
         return [
@@ -154,6 +178,7 @@ class AvatarPipeline:
                 self.prior,
                 self.upsampler,
                 self.text_encoder,
+                self.sentence_head,
                 self.refiner,
             )
             if m is not None
@@ -178,16 +203,51 @@ class AvatarPipeline:
         """The latent code (1, z_dim) of a (3, S, S) portrait from `portrait`."""
         return self.encoder(pixels[None].to(self.device))
 
+    def _check_sentence(self) -> None:
+        if self.sentence_head is None:
+            raise ValueError(
+                "this model has no sentence-model head; export one with training.export --sentence, "
+                "or use the word encoder (text model 'words')"
+            )
+        problem = sentence_model_missing()
+        if problem:
+            raise ValueError(f"text model 'sentence': {problem}")
+
+    @property
+    def sentence_ready(self) -> bool:
+        """The bundle has a sentence-model head and the sentence model is installed."""
+        return self.sentence_head is not None and sentence_model_missing() is None
+
+    def text_model_for(self, text: str) -> str:
+        """The encoder that reads this prompt: "words" or "sentence" (see TEXT_MODELS)."""
+        if self.text_encoder is None and self.sentence_head is None:
+            raise ValueError("this model has no text encoder; condition on an image, or none")
+        if self.text_model == "sentence" or (self.text_model == "auto" and self.text_encoder is None):
+            self._check_sentence()
+            return "sentence"
+        if self.text_model == "words" or not self.sentence_ready:
+            if self.text_encoder is None:
+                raise ValueError("this model has only a sentence-model head; use text model 'sentence'")
+            return "words"
+        return "sentence" if self.unfamiliar_words(text) else "words"
+
+    def unfamiliar_words(self, text: str) -> list[str]:
+        """Words of the prompt that no training caption uses (the word encoder would leave them out)."""
+        known = self.vocab.index if self.vocab is not None else {}
+        return sorted({w for w in words(text) if w not in known})
+
     @torch.no_grad()
     def encode_text(self, text: str) -> tuple[torch.Tensor, list[str]]:
-        """The latent code of a prompt and the words the model does not know (they are left out)."""
-        if self.text_encoder is None:
-            raise ValueError("this model has no text encoder; condition on an image, or none")
+        """The latent code of a prompt and the words that were left out (the word encoder does not know them;
+        the sentence model leaves none out)."""
+        if self.text_model_for(text) == "sentence":
+            return self.sentence_head(embed_sentences([text], str(self.device)).to(self.device)), []
         ids, unknown = batch_ids(self.vocab, [text], self.text_encoder.config.max_len)
         if not (ids > 0).any():
             sample = ", ".join(w for w in self.vocab.tokens if len(w) > 3)[:200]
+            hint = "" if self.sentence_head is None else f"; or install the sentence model: {INSTALL_HINT}"
             raise ValueError(
-                f"none of the words in {text!r} are known to the model; it knows words like: {sample}"
+                f"none of the words in {text!r} are known to the model; it knows words like: {sample}{hint}"
             )
         return self.text_encoder(ids.to(self.device)), unknown[0]
 
@@ -348,6 +408,7 @@ class AvatarPipeline:
             "conditioning": "image" if image is not None else ("text" if text else "none"),
             "image": str(image) if isinstance(image, (str, Path)) else None,
             "text": text,
+            "text_model": self.text_model_for(text) if text is not None and image is None else None,
             "unknown_words": unknown,
             "latent": latent_list(z),
             "settings": settings.__dict__,

@@ -32,6 +32,8 @@ from rodin_core.preview import grid
 from rodin_core.regions import blend_region, parts_named
 from training.attribute_classifier import load_classifier
 from training.evaluate import frontal
+from training.train_base import frontal_images
+from training.train_text import paraphrase, retrieval
 
 PROMPTS = (
     "an old man with a grey beard and a top hat",
@@ -74,36 +76,83 @@ def prompt_set(data: Path, holdout: list[str], fresh: int) -> list[dict]:
     return sets
 
 
-def text_agreement(pipe, classifier, prompts: list[dict], settings) -> dict:
+def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None, reword=False) -> tuple:
+    """Agreement of avatars generated from the prompts' captions (`reword`: the captions in words no training
+    text uses) with the stated values; `chance`: the classifier's readings of unconditional samples, drawn here
+    when not given. Returns the report, the conditioned renders and the chance readings."""
     cond_imgs, uncond_imgs = [], []
     for i, attrs in enumerate(prompts):
-        z, _ = pipe.encode_text(caption(attrs))
+        text = paraphrase(caption(attrs)) if reword else caption(attrs)
+        z, _ = pipe.encode_text(text)
         cond_imgs.append(frontal(pipe, pipe.sample_planes(30_000 + i, z, settings)))
-        uncond_imgs.append(frontal(pipe, pipe.sample_planes(40_000 + i, pipe.latent(40_000 + i), settings)))
+        if chance is None:
+            uncond_imgs.append(
+                frontal(pipe, pipe.sample_planes(40_000 + i, pipe.latent(40_000 + i), settings))
+            )
         print(f"  text prompt {i + 1}/{len(prompts)}", flush=True)
     cond = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
-    uncond = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
+    if chance is None:
+        chance = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
     hits = {f: [] for f in FAMILIES}
-    chance = {f: [] for f in FAMILIES}
-    for attrs, c, u in zip(prompts, cond, uncond):
+    base = {f: [] for f in FAMILIES}
+    for attrs, c, u in zip(prompts, cond, chance):
         for fam in stated_families(attrs):
             hits[fam].append(c[fam] == attrs[fam])
-            chance[fam].append(u[fam] == attrs[fam])
+            base[fam].append(u[fam] == attrs[fam])
     per_family = {
         f: {
             "prompts": len(hits[f]),
             "agreement": float(np.mean(hits[f])),
-            "chance": float(np.mean(chance[f])),
+            "chance": float(np.mean(base[f])),
         }
         for f in FAMILIES
         if hits[f]
     }
-    return {
-        "prompts": len(prompts),
-        "per_family": per_family,
-        "agreement_mean": float(np.mean([v["agreement"] for v in per_family.values()])),
-        "chance_mean": float(np.mean([v["chance"] for v in per_family.values()])),
-    }, cond_imgs
+    return (
+        {
+            "prompts": len(prompts),
+            "per_family": per_family,
+            "agreement_mean": float(np.mean([v["agreement"] for v in per_family.values()])),
+            "chance_mean": float(np.mean([v["chance"] for v in per_family.values()])),
+        },
+        cond_imgs,
+        chance,
+    )
+
+
+def text_models(pipe) -> list[str]:
+    """The encoders this bundle and installation can read prompts with."""
+    return [
+        m for m, ok in (("words", pipe.text_encoder is not None), ("sentence", pipe.sentence_ready)) if ok
+    ]
+
+
+def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
+    """Per text encoder: retrieval of the held-out avatars from their captions and from the reworded captions,
+    and attribute agreement of avatars generated from the reworded prompts."""
+    holdout = pipe.config["holdout_ids"]
+    with torch.no_grad():
+        z_hold = pipe.encoder(frontal_images(data, holdout, pipe.encoder.config.image_size))
+    captions = [caption(read_json(data / h / "attributes.json", "attributes")["attributes"]) for h in holdout]
+    out, chosen = {}, pipe.text_model
+    try:
+        for model in text_models(pipe):
+            pipe.text_model = model
+            with torch.no_grad():
+                as_said = retrieval(torch.cat([pipe.encode_text(c)[0] for c in captions]), z_hold)
+                reworded_ = retrieval(
+                    torch.cat([pipe.encode_text(paraphrase(c))[0] for c in captions]), z_hold
+                )
+            agreement, _, _ = text_agreement(pipe, classifier, prompts, settings, chance, reword=True)
+            out[model] = {
+                "retrieval_captions": {"top1": as_said[0], "top5": as_said[1]},
+                "retrieval_reworded": {"top1": reworded_[0], "top5": reworded_[1]},
+                "reworded_agreement": agreement,
+            }
+            print(f"  {model}: reworded agreement {agreement['agreement_mean']:.3f}", flush=True)
+    finally:
+        pipe.text_model = chosen
+    return out
 
 
 def edit_success(pipe, classifier, count: int, strength: float, local: bool, settings) -> tuple[dict, list]:
@@ -171,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="edits change the whole avatar, not only the part the prompt names",
     )
+    p.add_argument(
+        "--text-model",
+        choices=("auto", "words", "sentence"),
+        default="auto",
+        help="the encoder for the prompts and edits (see rodin generate --text-model)",
+    )
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int)
@@ -179,16 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pipe = AvatarPipeline.from_bundle(args.weights)
-    if pipe.text_encoder is None:
+    pipe = AvatarPipeline.from_bundle(args.weights, text_model=args.text_model)
+    if not text_models(pipe):
         raise SystemExit("error: this bundle has no text encoder; export one with training.export --text")
     classifier = load_classifier(Path(args.classifier))
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
     settings = GenerationSettings(steps=args.steps, guidance=args.guidance)
 
     prompts = prompt_set(data, pipe.config["holdout_ids"], args.fresh)
-    text, _ = text_agreement(pipe, classifier, prompts, settings)
+    text, _, chance = text_agreement(pipe, classifier, prompts, settings)
     print(f"text agreement {text['agreement_mean']:.3f} (chance {text['chance_mean']:.3f})", flush=True)
+    rewording = reworded(pipe, classifier, prompts, settings, chance, data)
     edits, pairs = edit_success(pipe, classifier, args.edits, args.strength, not args.whole, settings)
 
     shown = [
@@ -206,9 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             "steps": args.steps,
             "edit_strength": args.strength,
             "edits_local": not args.whole,
+            "text_model": args.text_model,
         },
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "text": text,
+        "reworded": rewording,
         "edits": edits,
         "hand_written_prompts": list(PROMPTS),
     }
@@ -237,6 +295,28 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {fam} | {v['prompts']} | {v['agreement']:.0%} | {v['chance']:.0%} | {acc[fam]:.0%} |"
         )
+    rw = report.get("reworded") or {}
+    if rw:
+        example = caption(draw_attributes(900_000))
+        lines += [
+            "",
+            f"Prompts in other words: the same prompts with every word the captions use for an attribute "
+            f'swapped for one no training text uses (training.train_text.paraphrase; e.g. "{example}" becomes '
+            f'"{paraphrase(example)}"). Retrieval: the held-out avatars\' captions finding their own '
+            "avatar's latent among the 16. The word encoder leaves every unknown word out; the sentence encoder "
+            "(rodin_core.sentence) reads them. Text model for the tables above and the edits: "
+            f"{s.get('text_model', 'auto')}.",
+            "",
+            "| encoder | retrieval, captions (top-1 / top-5) | retrieval, reworded | agreement, reworded prompts | "
+            "chance |",
+            "|---|---|---|---|---|",
+        ]
+        for model, v in rw.items():
+            a, b, g = v["retrieval_captions"], v["retrieval_reworded"], v["reworded_agreement"]
+            lines.append(
+                f"| {model} | {a['top1']:.0%} / {a['top5']:.0%} | {b['top1']:.0%} / {b['top5']:.0%} | "
+                f"{g['agreement_mean']:.1%} | {g['chance_mean']:.1%} |"
+            )
     lines += [
         "",
         f"Edits (SDEdit strength {s['edit_strength']}, re-noised with the avatar's own noise; "

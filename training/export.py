@@ -27,6 +27,7 @@ def build_bundle(
     threshold: float,
     text: Path | None = None,
     refiner: Path | None = None,
+    sentence: Path | None = None,
 ) -> tuple[dict, dict]:
     fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
     base_cfg = read_json(base / "base" / "base.json", "base model config")
@@ -57,6 +58,14 @@ def build_bundle(
         tensors.update(load_tensors(text / "text.safetensors", "text encoder weights"))
         config["text"] = {"config": text_cfg["config"], "vocab": text_cfg["vocab"]}
         config["made_by"]["text_retrieval_top1"] = text_cfg["heldout_retrieval_top1"]
+    if sentence is not None:
+        sent_cfg = read_json(sentence / "sentence.json", "sentence head config")
+        weights = load_tensors(sentence / "sentence.safetensors", "sentence head weights")
+        tensors.update({k: v for k, v in weights.items() if k.startswith("sentence.")})
+        tensors.setdefault("stats.z_mean", weights["stats.z_mean"])
+        config["sentence"] = {"config": sent_cfg["config"]}
+        config["made_by"]["sentence_retrieval_top1"] = sent_cfg["heldout_retrieval_top1"]
+        config["made_by"]["sentence_paraphrased_retrieval_top1"] = sent_cfg["paraphrased_retrieval_top1"]
     if refiner is not None:
         ref_cfg = read_json(refiner / "refiner" / "refiner.json", "refiner config")
         weights = load_tensors(refiner / "refiner" / "refiner.safetensors", "refiner weights")
@@ -72,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="run folder of training.train_base")
     p.add_argument("--upsampler", help="run folder of training.train_upsampler (optional)")
     p.add_argument("--text", help="run folder of training.train_text (optional)")
+    p.add_argument(
+        "--sentence",
+        help="run folder of training.train_text --encoder sentence: prompts through the offline sentence model "
+        "(optional)",
+    )
     p.add_argument("--refiner", help="run folder of training.train_refiner: sharpens previews (optional)")
     p.add_argument("--out", required=True, help="bundle .json path (the .safetensors goes beside it)")
     p.add_argument("--preset", default="tiny")
@@ -85,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         args.threshold,
         Path(args.text) if args.text else None,
         Path(args.refiner) if args.refiner else None,
+        Path(args.sentence) if args.sentence else None,
     )
     save_bundle(args.out, config, tensors)
     from rodin_core.pipeline import AvatarPipeline
