@@ -18,6 +18,6 @@ WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "[bootstrap] installing the project and its dependencies into $VENV" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[blender,dev]" >&2
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[blender,dev,text]" >&2
     echo "$WANT" > "$STAMP"
 fi
