@@ -91,4 +91,5 @@ def embed_sentences(texts: list[str], device: str = "cpu", batch_size: int = 256
         normalize_embeddings=True,
         show_progress_bar=False,
     )
-    return out.float().cpu()
+    # encode() runs in inference mode; a clone made outside it is an ordinary tensor that autograd may use.
+    return out.float().cpu().clone()

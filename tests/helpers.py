@@ -34,6 +34,7 @@ def random_bundle(
     with_upsampler: bool = False,
     with_text: bool = False,
     threshold: float = 10.0,
+    with_sentence: bool = False,
 ) -> Path:
     """An untrained but complete bundle (right structure, random weights)."""
     torch.manual_seed(0)
@@ -78,5 +79,12 @@ def random_bundle(
         tensors.update(prefixed(TextEncoder(text_cfg, len(vocab)).state_dict(), "text"))
         tensors["stats.z_mean"] = torch.zeros(SMALL_ENCODER.z_dim)
         config["text"] = {"config": text_cfg.to_dict(), "vocab": vocab.tokens}
+    if with_sentence:
+        from rodin_core.sentence import SentenceConfig, SentenceHead
+
+        sent_cfg = SentenceConfig(hidden=32, z_dim=SMALL_ENCODER.z_dim)
+        tensors.update(prefixed(SentenceHead(sent_cfg).state_dict(), "sentence"))
+        tensors["stats.z_mean"] = torch.zeros(SMALL_ENCODER.z_dim)
+        config["sentence"] = {"config": sent_cfg.to_dict()}
     save_bundle(path, config, tensors)
     return path

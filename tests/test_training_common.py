@@ -34,6 +34,21 @@ def test_pipeline_gives_the_text_encoder_its_caption_avatars(capsys):
     assert "nothing to do" in capsys.readouterr().out
 
 
+def test_pipeline_trains_and_exports_the_sentence_head_only_where_the_model_is_installed(monkeypatch, capsys):
+    from training import pipeline
+
+    work = Path("w")
+    cmds = pipeline.stage_commands("tiny", pipeline.PRESETS["tiny"], work)
+    assert cmds["sentence"][cmds["sentence"].index("--encoder") + 1] == "sentence"
+    assert cmds["sentence"][-2:] == ["--extra-data", str(work / "captions")]
+    assert cmds["export"][cmds["export"].index("--sentence") + 1] == str(work / "sentence")
+    monkeypatch.setattr(pipeline, "sentence_model_missing", lambda: "the sentence model is not installed")
+    cmds = pipeline.stage_commands("tiny", pipeline.PRESETS["tiny"], work)
+    assert cmds["sentence"] == [] and "--sentence" not in cmds["export"]
+    assert pipeline.main(["--only", "sentence", "--dry-run"]) == 0
+    assert "stage sentence: skipped, the sentence model is not installed" in capsys.readouterr().out
+
+
 def _attributes(**changes) -> dict:
     from blender_scenes.attributes import draw_attributes
 

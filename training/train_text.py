@@ -166,23 +166,31 @@ def retrieval(t: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
     return top1, top5
 
 
-def train_words(corpus, attrs, train_ids, z_train, steps, batch, rng):
-    vocab = Vocabulary.build(corpus)
-    cfg = TextConfig(z_dim=z_train.shape[1])
-    torch.manual_seed(0)
-    model = TextEncoder(cfg, len(vocab))
-    optim = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
-    bar = tqdm(range(steps), desc="text", dynamic_ncols=True)
+def fit_to_latents(model, inputs, z_train, steps: int, batch: int, lr: float, rng, desc: str) -> None:
+    """The loop both encoders share: `inputs(idx)` is the model's input for those avatars, drawn afresh."""
+    optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    bar = tqdm(range(steps), desc=desc, dynamic_ncols=True)
     for step in bar:
-        idx = rng.sample(range(len(train_ids)), min(batch, len(train_ids)))
-        ids, _ = batch_ids(vocab, [describe(attrs[train_ids[i]], rng) for i in idx], cfg.max_len)
-        loss = contrastive_loss(model(ids), z_train[idx], model.log_temperature)
+        idx = rng.sample(range(len(z_train)), min(batch, len(z_train)))
+        loss = contrastive_loss(model(inputs(idx)), z_train[idx], model.log_temperature)
         optim.zero_grad()
         loss.backward()
         optim.step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
+
+
+def train_words(corpus, attrs, train_ids, z_train, steps, batch, rng):
+    vocab = Vocabulary.build(corpus)
+    cfg = TextConfig(z_dim=z_train.shape[1])
+    torch.manual_seed(0)
+    model = TextEncoder(cfg, len(vocab))
+
+    def inputs(idx: list[int]) -> torch.Tensor:
+        return batch_ids(vocab, [describe(attrs[train_ids[i]], rng) for i in idx], cfg.max_len)[0]
+
+    fit_to_latents(model, inputs, z_train, steps, batch, 5e-4, rng, "text")
 
     def encode(texts: list[str]) -> torch.Tensor:
         return model(batch_ids(vocab, texts, cfg.max_len)[0])
@@ -207,20 +215,12 @@ def train_sentence(attrs, train_ids, z_train, steps, batch, rng, per_avatar: int
     cfg = SentenceConfig(dim=emb.shape[-1], z_dim=z_train.shape[1])
     torch.manual_seed(0)
     model = SentenceHead(cfg)
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    bar = tqdm(range(steps), desc="sentence head", dynamic_ncols=True)
-    for step in bar:
-        idx = rng.sample(range(len(train_ids)), min(batch, len(train_ids)))
-        pick = torch.tensor([rng.randrange(per_avatar) for _ in idx])
-        e = emb[idx, pick]
-        e = F.normalize(e + noise * torch.randn_like(e), dim=-1)
-        loss = contrastive_loss(model(e), z_train[idx], model.log_temperature)
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
+
+    def inputs(idx: list[int]) -> torch.Tensor:
+        e = emb[idx, torch.tensor([rng.randrange(per_avatar) for _ in idx])]
+        return F.normalize(e + noise * torch.randn_like(e), dim=-1)
+
+    fit_to_latents(model, inputs, z_train, steps, batch, 1e-3, rng, "sentence head")
 
     def encode(texts: list[str]) -> torch.Tensor:
         return model(embed_sentences(texts))
