@@ -95,6 +95,8 @@ class GenerationJob:
     cancelled: bool = False
     done: bool = False
     unknown_words: list[str] = field(default_factory=list)  # prompt words the model left out
+    # prompt words no training caption uses, read by the offline sentence model (rodin_core.sentence)
+    sentence_words: list[str] = field(default_factory=list)
 
     def note_unknown(self, words) -> None:
         self.unknown_words = sorted(set(self.unknown_words) | set(words or []))
@@ -133,6 +135,10 @@ class GenerationJob:
                         variation=req.variation + i if req.variation else 0,
                     )
                     self.note_unknown(avatar.metadata.get("unknown_words"))
+                    if avatar.metadata.get("text_model") == "sentence":
+                        self.sentence_words = sorted(
+                            set(self.sentence_words) | set(pipe.unfamiliar_words(req.text))
+                        )
                     self.results.put(Result(i, seed, avatar, self._preview(pipe, avatar, seed)))
             except GenerationCancelled:
                 self.cancelled = True

@@ -100,6 +100,8 @@ class _Generating:
                 return {"CANCELLED"}
             if job.unknown_words:
                 self.report({"WARNING"}, _unknown_message(job.unknown_words))
+            if job.sentence_words:
+                self.report({"INFO"}, _sentence_message(job.sentence_words))
             self.report({"INFO"}, f"Rodin: {len(made)} avatar(s) generated")
             return {"FINISHED"}
         state.running, state.progress, state.stage = True, 0.0, "loading model"
@@ -141,11 +143,18 @@ def _poll(scene_name: str, origin, spacing: float, replace_name: str | None):
         if job.unknown_words:
             state.stage += f" (unknown words: {', '.join(job.unknown_words)})"
             _popup(_unknown_message(job.unknown_words), "INFO")
+        if job.sentence_words:
+            state.stage += f" (read by the sentence model: {', '.join(job.sentence_words)})"
+            _popup(_sentence_message(job.sentence_words), "INFO")
     return None
 
 
 def _unknown_message(words: list[str]) -> str:
     return f"Rodin left out words the model does not know: {', '.join(words)}"
+
+
+def _sentence_message(words: list[str]) -> str:
+    return f"Rodin read the prompt with the sentence model; no training caption uses: {', '.join(words)}"
 
 
 def _popup(message: str, icon: str) -> None:

@@ -174,6 +174,27 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         scene.rodin.conditioning = "NONE"
 
 
+def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(registered, pipeline_with):
+    pipeline_with(threshold=0.01, with_text=True, with_sentence=True)
+    scene = bpy.context.scene
+    scene.rodin.conditioning = "TEXT"
+    scene.rodin.prompt = "a woman with glitter glasses"
+    try:
+        before = {o.name for o in bpy.data.objects}
+        result = bpy.ops.rodin.generate(seed=3, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
+        assert result == {"FINISHED"}
+        (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
+        meta = json.loads(obj["rodin_metadata"])
+        assert meta["text_model"] == "sentence" and meta["unknown_words"] == []  # read, not left out
+        job = jobs.GenerationJob(
+            jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
+        )
+        job.run()
+        assert job.error is None and job.unknown_words == [] and job.sentence_words == ["glitter"]
+    finally:
+        scene.rodin.conditioning = "NONE"
+
+
 def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(
     registered, pipeline_with, tmp_path
 ):
