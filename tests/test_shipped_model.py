@@ -86,24 +86,13 @@ def held_out_portraits(pipe, folder, count=None) -> list[tuple]:
     return out
 
 
-def _retrieval(text_z: list, image_z: list) -> tuple[float, float]:
-    sims = (
-        torch.nn.functional.normalize(torch.stack(text_z), dim=1)
-        @ torch.nn.functional.normalize(torch.stack(image_z), dim=1).T
-    )
-    n = len(text_z)
-    top1 = (sims.argmax(1) == torch.arange(n)).float().mean().item()
-    top5 = (sims.topk(5, dim=1).indices == torch.arange(n)[:, None]).any(1).float().mean().item()
-    return top1, top5
-
-
 @pytest.mark.blender
 def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
     """The shipped text encoders against real Blender renders of the avatars they never trained on: each
     held-out caption's latent must be closest to its own avatar's image latent far more often than chance;
     so must the caption reworded with words no training text uses, read by the sentence model."""
     from blender_scenes.attributes import caption
-    from training.train_text import paraphrase
+    from training.train_text import paraphrase, retrieval
 
     pipe = AvatarPipeline.from_bundle()
     portraits = held_out_portraits(pipe, tmp_path)
@@ -118,10 +107,10 @@ def test_text_prompts_find_their_avatars_among_held_out_renders(tmp_path):
         assert pipe.text_model_for(reworded) == "sentence"  # its new words go to the sentence model
         reworded_z.append(pipe.encode_text(reworded)[0][0])
     n = len(portraits)
-    top1, top5 = _retrieval(text_z, image_z)
+    top1, top5 = retrieval(torch.stack(text_z), torch.stack(image_z))
     assert top1 >= 3 / n and top5 >= 2 * 5 / n, (top1, top5)
     # Measured on the data set's views: 5 / 16 top-1 and 13 / 16 top-5 (chance 1 / 16 and 5 / 16).
-    top1, top5 = _retrieval(reworded_z, image_z)
+    top1, top5 = retrieval(torch.stack(reworded_z), torch.stack(image_z))
     assert top1 >= 3 / n and top5 >= 2 * 5 / n, ("reworded", top1, top5)
 
 

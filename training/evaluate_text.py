@@ -19,6 +19,7 @@ interpolation.png (a strip between two avatars). Results go to OUT/text_evaluati
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -128,6 +129,16 @@ def text_models(pipe) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def reading_with(pipe, model: str):
+    """Prompts read by text encoder `model` inside the block; the pipeline's own choice restored after it."""
+    chosen, pipe.text_model = pipe.text_model, model
+    try:
+        yield pipe
+    finally:
+        pipe.text_model = chosen
+
+
 def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
     """Per text encoder: retrieval of the held-out avatars from their captions and from the reworded captions,
     and attribute agreement of avatars generated from the reworded prompts."""
@@ -135,24 +146,18 @@ def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
     with torch.no_grad():
         z_hold = pipe.encoder(frontal_images(data, holdout, pipe.encoder.config.image_size))
     captions = [caption(read_json(data / h / "attributes.json", "attributes")["attributes"]) for h in holdout]
-    out, chosen = {}, pipe.text_model
-    try:
-        for model in text_models(pipe):
-            pipe.text_model = model
-            with torch.no_grad():
-                as_said = retrieval(torch.cat([pipe.encode_text(c)[0] for c in captions]), z_hold)
-                reworded_ = retrieval(
-                    torch.cat([pipe.encode_text(paraphrase(c))[0] for c in captions]), z_hold
-                )
+    out = {}
+    for model in text_models(pipe):
+        with reading_with(pipe, model), torch.no_grad():
+            as_said = retrieval(torch.cat([pipe.encode_text(c)[0] for c in captions]), z_hold)
+            reworded_ = retrieval(torch.cat([pipe.encode_text(paraphrase(c))[0] for c in captions]), z_hold)
             agreement, _, _ = text_agreement(pipe, classifier, prompts, settings, chance, reword=True)
-            out[model] = {
-                "retrieval_captions": {"top1": as_said[0], "top5": as_said[1]},
-                "retrieval_reworded": {"top1": reworded_[0], "top5": reworded_[1]},
-                "reworded_agreement": agreement,
-            }
-            print(f"  {model}: reworded agreement {agreement['agreement_mean']:.3f}", flush=True)
-    finally:
-        pipe.text_model = chosen
+        out[model] = {
+            "retrieval_captions": {"top1": as_said[0], "top5": as_said[1]},
+            "retrieval_reworded": {"top1": reworded_[0], "top5": reworded_[1]},
+            "reworded_agreement": agreement,
+        }
+        print(f"  {model}: reworded agreement {agreement['agreement_mean']:.3f}", flush=True)
     return out
 
 
@@ -260,15 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     # The same prompts in other words, read by each encoder: one column per encoder, one row per prompt.
     models = text_models(pipe)
     if len(models) > 1:
-        chosen, cells = pipe.text_model, []
-        try:
-            for i, t in enumerate(PROMPTS):
-                for model in models:
-                    pipe.text_model = model
+        cells = []
+        for i, t in enumerate(PROMPTS):
+            for model in models:
+                with reading_with(pipe, model):
                     z = pipe.encode_text(paraphrase(t))[0]
-                    cells.append(frontal(pipe, pipe.sample_planes(60_000 + i, z, settings), 128))
-        finally:
-            pipe.text_model = chosen
+                cells.append(frontal(pipe, pipe.sample_planes(60_000 + i, z, settings), 128))
         Image.fromarray(grid(cells, columns=2 * len(models))).save(out / "text_prompts_reworded.png")
     if pairs:  # none with --edits 0
         Image.fromarray(grid(pairs, columns=4)).save(out / "text_edits.png")

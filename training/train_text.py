@@ -206,9 +206,6 @@ def train_sentence(attrs, train_ids, z_train, steps, batch, rng, per_avatar: int
     `noise`: Gaussian noise on the unit embeddings while training. Without it the head learns the captions'
     exact wording and reworded prompts fall apart (retrieval of 200 fresh avatars from captions with other
     words: 15 % top-1 / 38 % top-5 without, 24 % / 61 % at 0.05 with a 512-wide head; session 14)."""
-    problem = sentence_model_missing()
-    if problem:
-        raise SystemExit(f"error: --encoder sentence: {problem}")
     texts = [describe(attrs[i], rng) for i in train_ids for _ in range(per_avatar)]
     print(f"embedding {len(texts)} descriptions with the sentence model", flush=True)
     emb = embed_sentences(texts).reshape(len(train_ids), per_avatar, -1)
@@ -251,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.encoder == "sentence" and sentence_model_missing():
-        raise SystemExit(f"error: --encoder sentence: {sentence_model_missing()}")
+    problem = sentence_model_missing() if args.encoder == "sentence" else None
+    if problem:  # before the base model and latents are loaded
+        raise SystemExit(f"error: --encoder sentence: {problem}")
     base_cfg, encoder, _, _, _ = load_base(Path(args.base))
     data, out = Path(args.data), Path(args.out)
     train_ids, holdout_ids = base_cfg["train_ids"], base_cfg["holdout_ids"]
