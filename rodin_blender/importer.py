@@ -38,26 +38,71 @@ def texture_image(name: str, texture: np.ndarray) -> bpy.types.Image:
     return image
 
 
-def avatar_material(name: str, image: bpy.types.Image | None) -> bpy.types.Material:
+# How an avatar's material shows its baked colours. The colours are what the model rendered, the lighting of
+# the generator's scenes included, so "UNLIT" shows them as they are (like the NeRF previews), and exports to
+# glTF as KHR_materials_unlit, the extension meant for captured lighting; "LIT" lets the scene's lights shade them.
+SHADING_ITEMS = [
+    ("LIT", "Lit", "Principled BSDF with the baked colours as base colour, shaded by the scene's lights"),
+    (
+        "UNLIT",
+        "As rendered",
+        "The baked colours as the model rendered them (their lighting included), unchanged by the scene's "
+        "lights; glTF export writes KHR_materials_unlit",
+    ),
+]
+SHADINGS = tuple(item[0] for item in SHADING_ITEMS)
+
+
+def avatar_material(name: str, image: bpy.types.Image | None, shading: str = "LIT") -> bpy.types.Material:
+    _check_shading(shading)
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     bsdf.inputs["Roughness"].default_value = 0.6
     if image is not None:
-        tex = nodes.new("ShaderNodeTexImage")
-        tex.image = image
-        tex.location = (-400, 250)
-        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        source = nodes.new("ShaderNodeTexImage")
+        source.image = image
     else:
-        attr = nodes.new("ShaderNodeAttribute")
-        attr.attribute_name = "Col"
-        attr.location = (-400, 250)
-        links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+        source = nodes.new("ShaderNodeAttribute")
+        source.attribute_name = "Col"
+    source.location = (-400, 250)
+    links.new(source.outputs["Color"], bsdf.inputs["Base Color"])
+    if shading == "UNLIT":
+        # Blender's glTF exporter recognises a Background shader on a surface as an unlit material.
+        unlit = nodes.new("ShaderNodeBackground")
+        unlit.location = (-100, 450)
+        links.new(source.outputs["Color"], unlit.inputs["Color"])
+        output = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+        links.new(unlit.outputs["Background"], output.inputs["Surface"])
+    mat["rodin_shading"] = shading
     return mat
 
 
-def avatar_to_object(avatar, name: str, scene: bpy.types.Scene, location=(0.0, 0.0, 0.0)) -> bpy.types.Object:
+def _check_shading(shading: str) -> None:
+    if shading not in SHADINGS:
+        raise ValueError(f"unknown shading {shading!r}; choose one of {', '.join(SHADINGS)}")
+
+
+def set_shading(obj: bpy.types.Object, shading: str) -> None:
+    """Gives an avatar object a new material of `shading` with the same baked texture."""
+    old = obj.active_material
+    image = None
+    if old is not None and old.node_tree is not None:
+        image = next((n.image for n in old.node_tree.nodes if n.type == "TEX_IMAGE"), None)
+    mat = avatar_material(f"{obj.name}_material", image, shading)
+    if obj.material_slots:
+        obj.material_slots[0].material = mat
+    else:
+        obj.data.materials.append(mat)
+    if old is not None and old.users == 0:
+        bpy.data.materials.remove(old)
+
+
+def avatar_to_object(
+    avatar, name: str, scene: bpy.types.Scene, location=(0.0, 0.0, 0.0), shading: str = "LIT"
+) -> bpy.types.Object:
+    _check_shading(shading)
     mesh = bpy.data.meshes.new(name)
     mesh.from_pydata(avatar.vertices.astype(np.float64), [], avatar.faces.astype(np.int64))
     if avatar.uvs is not None:
@@ -71,7 +116,7 @@ def avatar_to_object(avatar, name: str, scene: bpy.types.Scene, location=(0.0, 0
     mesh.validate()
     mesh.shade_smooth()
     image = texture_image(f"{name}_albedo", avatar.texture) if avatar.texture is not None else None
-    mesh.materials.append(avatar_material(f"{name}_material", image))
+    mesh.materials.append(avatar_material(f"{name}_material", image, shading))
     obj = bpy.data.objects.new(name, mesh)
     obj.location = location
     avatar_collection(scene).objects.link(obj)

@@ -13,7 +13,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import jobs
-from .importer import avatar_to_object, carries_planes, stored_planes
+from .importer import avatar_to_object, carries_planes, set_shading, stored_planes
 from .preferences import get_preferences, user_dir
 from .properties import SAMPLER_ITEMS
 
@@ -74,7 +74,9 @@ def _place(context, result: jobs.Result, origin, spacing: float, replace: bpy.ty
     if replace is not None:
         location = tuple(replace.location)
         bpy.data.objects.remove(replace, do_unlink=True)
-    obj = avatar_to_object(result.avatar, f"Rodin_{result.seed}", context.scene, location)
+    obj = avatar_to_object(
+        result.avatar, f"Rodin_{result.seed}", context.scene, location, context.scene.rodin.shading
+    )
     if result.preview:
         context.scene.rodin.preview_path = result.preview
     return obj
@@ -417,6 +419,26 @@ class RODIN_OT_interpolate(bpy.types.Operator, _Generating):
         return self.start(context, request, spacing, origin=origin, blocking=self.blocking)
 
 
+class RODIN_OT_set_shading(bpy.types.Operator):
+    """Give the selected avatars the panel's shading (lit, or their colours as rendered), keeping their textures"""
+
+    bl_idname = "rodin.set_shading"
+    bl_label = "Set Shading"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return any("rodin_seed" in o for o in context.selected_objects)
+
+    def execute(self, context):
+        shading = context.scene.rodin.shading
+        avatars = [o for o in context.selected_objects if "rodin_seed" in o]
+        for obj in avatars:
+            set_shading(obj, shading)
+        self.report({"INFO"}, f"Rodin: {len(avatars)} avatar(s) now {shading.lower()}")
+        return {"FINISHED"}
+
+
 CLASSES = (
     RODIN_OT_generate,
     RODIN_OT_edit,
@@ -425,4 +447,5 @@ CLASSES = (
     RODIN_OT_random_seed,
     RODIN_OT_regenerate,
     RODIN_OT_variations,
+    RODIN_OT_set_shading,
 )

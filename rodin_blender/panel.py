@@ -39,6 +39,9 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
         box.prop(s, "mesh_resolution")
         box.prop(s, "texture_size")
         box.prop(s, "max_faces")
+        row = box.row(align=True)
+        row.prop(s, "shading")
+        row.operator("rodin.set_shading", text="", icon="SHADING_TEXTURE")
         if s.running:
             layout.progress(factor=s.progress, type="BAR", text=s.stage or "working")
             layout.operator("rodin.cancel", icon="CANCEL")

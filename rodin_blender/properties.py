@@ -5,6 +5,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .importer import SHADING_ITEMS
+
 SAMPLER_ITEMS = [
     ("dpmpp_2m", "DPM-Solver++ (2M)", "Fast: good results in ~20 steps"),
     ("ddim", "DDIM", "Deterministic, needs more steps"),
@@ -68,6 +70,12 @@ class RodinSettings(bpy.types.PropertyGroup):
         default=20000,
         min=0,
         description="Decimate to this many faces (0 = keep all); more faces take longer to UV-unwrap",
+    )
+    shading: EnumProperty(
+        name="Shading",
+        items=SHADING_ITEMS,
+        default="LIT",
+        description="How new avatars' materials show the baked colours (Set Shading changes selected ones)",
     )
     # Runtime state (not saved as settings the user edits).
     running: BoolProperty(default=False, options={"SKIP_SAVE"})

@@ -28,6 +28,12 @@ def main(argv=None) -> int:
         "--columns", type=int, default=0, help="lay the avatars out in rows of this many (default: one row)"
     )
     p.add_argument("--weights", help="weights bundle .json (default: the embedded model)")
+    p.add_argument(
+        "--shading",
+        choices=["lit", "unlit"],
+        default="lit",
+        help="materials: lit by the scene (Principled BSDF) or the baked colours as rendered (unlit)",
+    )
     args = p.parse_args(argv)
 
     import bpy
@@ -40,6 +46,7 @@ def main(argv=None) -> int:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     rodin_blender.register()
     scene = bpy.context.scene
+    scene.rodin.shading = args.shading.upper()
     if args.weights:
         import rodin_blender.jobs as jobs
 

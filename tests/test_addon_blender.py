@@ -67,7 +67,17 @@ def textured_cube() -> Avatar:
 def test_registration_adds_panel_settings_and_operators(registered):
     assert hasattr(bpy.types, "VIEW3D_PT_rodin")
     assert bpy.context.scene.rodin.steps == 20
-    for op in ("generate", "cancel", "random_seed", "regenerate", "variations", "edit", "interpolate"):
+    ops = (
+        "generate",
+        "cancel",
+        "random_seed",
+        "regenerate",
+        "variations",
+        "edit",
+        "interpolate",
+        "set_shading",
+    )
+    for op in ops:
         assert hasattr(bpy.ops.rodin, op)
 
 
@@ -87,14 +97,67 @@ def test_importer_builds_a_textured_object(registered):
     assert tuple(obj.location) == (1.0, 0.0, 0.0)
 
 
+def _glb_materials(path) -> tuple[list[dict], list[str]]:
+    import struct
+
+    data = open(path, "rb").read()
+    (length,) = struct.unpack("<I", data[12:16])  # the JSON chunk follows the 12-byte header
+    doc = json.loads(data[20 : 20 + length])
+    return doc["materials"], doc.get("extensionsUsed", [])
+
+
+def test_unlit_shading_shows_the_baked_colours_and_exports_as_gltf_unlit(registered, tmp_path):
+    obj = avatar_to_object(textured_cube(), "Unlit", bpy.context.scene, shading="UNLIT")
+    tree = obj.active_material.node_tree
+    output = next(n for n in tree.nodes if n.type == "OUTPUT_MATERIAL")
+    surface = output.inputs["Surface"].links[0].from_node
+    assert surface.type == "BACKGROUND"
+    assert surface.inputs["Color"].links[0].from_node.image.name == "Unlit_albedo"
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    path = tmp_path / "unlit.glb"
+    bpy.ops.export_scene.gltf(filepath=str(path), use_selection=True, export_format="GLB")
+    materials, used = _glb_materials(path)
+    assert "KHR_materials_unlit" in used and "KHR_materials_unlit" in materials[0]["extensions"]
+    assert "baseColorTexture" in materials[0]["pbrMetallicRoughness"]
+    meshes = len(bpy.data.meshes)
+    with pytest.raises(ValueError, match="unknown shading 'GLOSSY'"):
+        avatar_to_object(textured_cube(), "Bad", bpy.context.scene, shading="GLOSSY")
+    assert len(bpy.data.meshes) == meshes  # refused before anything was made
+
+
+def test_set_shading_switches_selected_avatars_and_keeps_their_texture(registered):
+    scene = bpy.context.scene
+    obj = avatar_to_object(textured_cube(), "Switch", scene)
+    image = next(n.image for n in obj.active_material.node_tree.nodes if n.type == "TEX_IMAGE")
+    bpy.ops.object.select_all(action="DESELECT")
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    scene.rodin.shading = "UNLIT"
+    try:
+        assert bpy.ops.rodin.set_shading() == {"FINISHED"}
+        mat = obj.active_material
+        assert mat["rodin_shading"] == "UNLIT" and len(obj.material_slots) == 1
+        assert next(n.image for n in mat.node_tree.nodes if n.type == "TEX_IMAGE") == image
+        unlit_name = mat.name
+        scene.rodin.shading = "LIT"
+        bpy.ops.rodin.set_shading()
+        tree = obj.active_material.node_tree
+        output = next(n for n in tree.nodes if n.type == "OUTPUT_MATERIAL")
+        assert output.inputs["Surface"].links[0].from_node.type == "BSDF_PRINCIPLED"
+        assert unlit_name not in bpy.data.materials  # the replaced material is not left behind
+    finally:
+        scene.rodin.shading = "LIT"
+
+
 def test_blocking_generate_imports_avatars(registered, pipeline_with):
     pipeline_with(threshold=0.01)  # untrained weights: a low iso-level still gives a closed surface to import
-    before = len([o for o in bpy.data.objects if "rodin_seed" in o])
+    before = {o.name for o in bpy.data.objects}
     result = bpy.ops.rodin.generate(
         seed=2, count=2, steps=2, mesh_resolution=32, texture_size=64, blocking=True
     )
     assert result == {"FINISHED"}
-    made = [o for o in bpy.data.objects if "rodin_seed" in o][before:]
+    made = [o for o in bpy.data.objects if "rodin_seed" in o and o.name not in before]
     assert sorted(o["rodin_seed"] for o in made) == [2, 3]
     assert bpy.context.scene.rodin.preview_path.endswith(".png")
 
