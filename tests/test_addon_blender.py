@@ -64,6 +64,15 @@ def textured_cube() -> Avatar:
     return Avatar(v, f, uvs, tex, np.full((8, 3), 0.5, np.float32), {"seed": 11, "latent": [0.0] * 16})
 
 
+def generate_one(seed: int):
+    """One avatar from the panel's settings, blocking: the new object, its metadata and the object names before."""
+    before = {o.name for o in bpy.data.objects}
+    result = bpy.ops.rodin.generate(seed=seed, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
+    assert result == {"FINISHED"}
+    (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
+    return obj, json.loads(obj["rodin_metadata"]), before
+
+
 def test_registration_adds_panel_settings_and_operators(registered):
     assert hasattr(bpy.types, "VIEW3D_PT_rodin")
     assert bpy.context.scene.rodin.steps == 20
@@ -215,11 +224,7 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         with pytest.raises(RuntimeError, match="type a description"):
             bpy.ops.rodin.generate(seed=1, steps=2, mesh_resolution=32, blocking=True)
         scene.rodin.prompt = "a woman with glitter glasses"
-        before = {o.name for o in bpy.data.objects}
-        result = bpy.ops.rodin.generate(seed=3, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
-        assert result == {"FINISHED"}
-        (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
-        meta = json.loads(obj["rodin_metadata"])
+        obj, meta, before = generate_one(seed=3)
         assert meta["conditioning"] == "text" and meta["text"] == "a woman with glitter glasses"
         assert meta["unknown_words"] == ["glitter"]
         # Regenerate draws it again from its seed and its prompt, not from the seed's unconditioned latent.
@@ -243,11 +248,7 @@ def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(re
     scene.rodin.conditioning = "TEXT"
     scene.rodin.prompt = "a woman with glitter glasses"
     try:
-        before = {o.name for o in bpy.data.objects}
-        result = bpy.ops.rodin.generate(seed=3, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
-        assert result == {"FINISHED"}
-        (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
-        meta = json.loads(obj["rodin_metadata"])
+        obj, meta, _ = generate_one(seed=3)
         assert meta["text_model"] == "sentence" and meta["unknown_words"] == []  # read, not left out
         job = jobs.GenerationJob(
             jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
@@ -271,11 +272,7 @@ def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(
     scene.rodin.conditioning, scene.rodin.image_path = "IMAGE", str(tmp_path / "portrait.png")
     scene.rodin.image_guidance = 2.5
     try:
-        before = {o.name for o in bpy.data.objects}
-        result = bpy.ops.rodin.generate(seed=5, steps=2, mesh_resolution=32, texture_size=64, blocking=True)
-        assert result == {"FINISHED"}
-        (obj,) = [o for o in bpy.data.objects if o.name not in before and "rodin_seed" in o]
-        meta = json.loads(obj["rodin_metadata"])
+        obj, meta, before = generate_one(seed=5)
         assert meta["conditioning"] == "image" and meta["settings"]["image_guidance"] == 2.5
         planes = stored_planes(obj)
         # Regenerate (which replaces the object) draws the avatar with its own guidance strength, whatever the panel says now.
