@@ -97,6 +97,8 @@ def set_shading(obj: bpy.types.Object, shading: str) -> None:
         obj.data.materials.append(mat)
     if old is not None and old.users == 0:
         bpy.data.materials.remove(old)
+        # Made while the old one still held the name, the new material got a ".001" suffix: give it the name.
+        mat.name = f"{obj.name}_material"
 
 
 def avatar_to_object(

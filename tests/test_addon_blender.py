@@ -148,13 +148,16 @@ def test_set_shading_switches_selected_avatars_and_keeps_their_texture(registere
         mat = obj.active_material
         assert mat["rodin_shading"] == "UNLIT" and len(obj.material_slots) == 1
         assert next(n.image for n in mat.node_tree.nodes if n.type == "TEX_IMAGE") == image
-        unlit_name = mat.name
+        assert mat.name == "Switch_material"  # not "Switch_material.001" beside the replaced one
         scene.rodin.shading = "LIT"
         bpy.ops.rodin.set_shading()
         tree = obj.active_material.node_tree
         output = next(n for n in tree.nodes if n.type == "OUTPUT_MATERIAL")
         assert output.inputs["Surface"].links[0].from_node.type == "BSDF_PRINCIPLED"
-        assert unlit_name not in bpy.data.materials  # the replaced material is not left behind
+        # The replaced material is not left behind, and the new one has the avatar's material name.
+        assert [m.name for m in bpy.data.materials if m.name.startswith("Switch_material")] == [
+            "Switch_material"
+        ]
     finally:
         scene.rodin.shading = "LIT"
 
