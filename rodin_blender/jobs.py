@@ -18,7 +18,8 @@ _LOCK = threading.Lock()
 
 STAGE_SPAN = {  # share of one avatar's progress bar per stage
     "latent": (0.0, 0.02),
-    "base diffusion": (0.02, 0.45),
+    "portrait": (0.02, 0.05),  # a text prompt's portrait (rodin_core.portrait)
+    "base diffusion": (0.05, 0.45),
     "upsampling": (0.45, 0.6),
     "mesh": (0.6, 0.75),
     "texture": (0.75, 0.98),
@@ -215,6 +216,8 @@ class GenerationJob:
         from rodin_core.preview import grid
 
         views = pipe.render(avatar.planes, azimuths=(0.0, 40.0), elevation=10.0, size=128)
+        if avatar.metadata.get("portrait") == "drawn":  # first, what the prompt was read as
+            views.insert(0, avatar.portrait.permute(1, 2, 0))
         path = os.path.join(self.request.preview_dir, f"preview_seed{seed}.png")
-        Image.fromarray(grid(views, columns=2)).save(path)
+        Image.fromarray(grid(views, columns=len(views))).save(path)
         return path

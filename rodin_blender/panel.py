@@ -34,6 +34,7 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
             layout.prop(s, "image_guidance")
         elif s.conditioning == "TEXT":
             layout.prop(s, "prompt", text="")
+            layout.prop(s, "image_guidance", text="Match drawn portrait")
         box = layout.box()
         box.label(text="Mesh")
         box.prop(s, "mesh_resolution")

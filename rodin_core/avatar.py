@@ -28,6 +28,7 @@ class Avatar:
     vertex_colors: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     planes: Any = None  # the (1, 3, C, R, R) tri-plane it was extracted from, when known (for editing)
+    portrait: Any = None  # the (3, S, S) portrait that steered it (given, or drawn for a text prompt), if any
 
     def __post_init__(self) -> None:
         self.vertices = np.asarray(self.vertices, dtype=np.float32)

@@ -25,7 +25,7 @@ def _generate(args: argparse.Namespace) -> int:
     import torch
 
     from .export import write_avatar
-    from .pipeline import AvatarPipeline, GenerationSettings
+    from .pipeline import AvatarPipeline, GenerationSettings, image_to_uint8
     from .preview import grid
 
     if args.threads:
@@ -59,6 +59,7 @@ def _generate(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(stage)
                 weights = {
                     "latent": 0,
+                    "portrait": 2,
                     "base diffusion": 5,
                     "upsampling": 45,
                     "mesh": 60,
@@ -94,9 +95,13 @@ def _generate(args: argparse.Namespace) -> int:
         )
         preview = out / f"{name}_preview.png"
         Image.fromarray(grid(views, columns=4)).save(preview)
+        written = [*paths, preview]
+        if avatar.metadata.get("portrait") == "drawn":  # what the prompt was read as, before the 3D model drew it
+            written.append(out / f"{name}_portrait.png")
+            Image.fromarray(image_to_uint8(avatar.portrait.permute(1, 2, 0))).save(written[-1])
         print(
             f"seed {seed}: {len(avatar.vertices)} vertices, {len(avatar.faces)} faces, "
-            f"{time.perf_counter() - started:.1f} s -> {', '.join(str(p) for p in [*paths, preview])}"
+            f"{time.perf_counter() - started:.1f} s -> {', '.join(str(p) for p in written)}"
         )
     return 0
 
@@ -112,6 +117,10 @@ def _info(args: argparse.Namespace) -> int:
         f"parameters: {params / 1e6:.2f} M; base tri-plane {config['base']['resolution']}^2, "
         f"upsampler: {config['upsampler']['resolution'] if config.get('upsampler') else 'none'}"
     )
+    if config.get("portrait"):
+        size = config["portrait"]["config"]["size"]
+        steps = config.get("made_by", {}).get("portrait_steps")
+        print(f"portrait model: {size} px portraits for text prompts ({steps} training steps)")
     if config.get("sentence"):
         from .sentence import sentence_model_missing
 
@@ -140,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-guidance",
         type=float,
         default=1.0,
-        help="how strongly the avatar's front is pulled towards the --image (0 = the latent code alone; "
-        "lower it for portraits not framed like the generator's frontal views)",
+        help="how strongly the avatar's front is pulled towards the --image, or for --text towards the portrait the "
+        "model draws for the prompt (written as NAME_portrait.png); 0 = the latent code alone; lower it for "
+        "portraits not framed like the generator's frontal views",
     )
     gen.add_argument("--text", help='a description, e.g. "an old man with a grey beard and a cap"')
     gen.add_argument(

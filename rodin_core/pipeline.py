@@ -3,8 +3,9 @@
     pipe = AvatarPipeline.from_bundle()            # the embedded model
     avatar = pipe.generate(seed=7)                 # an Avatar: vertices (m), faces, uvs, texture, metadata
 
-Stages: latent code (prior, image encoder or text encoder) -> base diffusion (with classifier-free guidance)
--> upsampler (or bilinear when the bundle has none) -> density grid -> marching cubes -> UV atlas -> bake.
+Stages: latent code (prior, image encoder or text encoder) -> for a text prompt, a frontal portrait drawn by the
+portrait model (when the bundle has one) -> base diffusion (with classifier-free guidance, and image guidance
+towards the portrait, the user's or the drawn one) -> upsampler (or bilinear when the bundle has none) -> density grid -> marching cubes -> UV atlas -> bake.
 Deterministic per seed on a given device. `progress(stage, done, total)` is called along the way; setting
 the `cancel` event (threading.Event) stops generation within one sampler step with GenerationCancelled.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,13 @@ from .decoder import DecoderConfig, TriplaneDecoder, TriplaneField
 from .encoder import EncoderConfig, ImageEncoder
 from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
+from .portrait import PortraitConfig, PortraitModel
 from .preview import render_image
 from .prior import LatentPrior, PriorConfig
 from .refiner import ImageRefiner, RefinerConfig
 from .regions import blend_region, parts_named
 from .samplers import SAMPLERS, GenerationCancelled
-from .sampling import sample_base, sample_latents, sample_upsampled
+from .sampling import sample_base, sample_latents, sample_portraits, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
 from .sentence import INSTALL_HINT, SentenceConfig, SentenceHead, embed_sentences, sentence_model_missing
 from .text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
@@ -69,9 +71,10 @@ class GenerationSettings:
     # (bench/extract), and the texture carries the colour detail.
     max_faces: int | None = 20000
     threshold: float | None = None  # density iso-level; None: the bundle's
-    # How strongly an image-conditioned avatar is pulled towards rendering its portrait from the front
-    # (rodin_core.view_guidance); 0: the latent code alone. On 64 avatars no stage saw, 1.0 raised attribute
-    # agreement from 54 % to 71 % (63 % read 40 degrees to the side), for ~9 s per avatar on 2 cores.
+    # How strongly an avatar is pulled towards rendering its portrait from the front (rodin_core.view_guidance):
+    # the user's portrait, or for a text prompt the one the portrait model draws; 0: the latent code alone.
+    # On 64 avatars no stage saw, 1.0 raised attribute agreement from 54 % to 71 % (63 % read 40 degrees to
+    # the side), for ~9 s per avatar on 2 cores.
     image_guidance: float = 1.0
 
     def validate(self) -> None:
@@ -93,6 +96,9 @@ class EditResult:
     latent: torch.Tensor  # the latent code the edit moved to
     unknown_words: list[str]  # words of the prompt the model does not know (left out)
     parts: list[str]  # the parts it was limited to (rodin_core.regions); empty = the whole avatar
+    # The (3, S, S) frontal portrait the edit was pulled towards: the avatar's front redrawn with the change by
+    # the portrait model (a prompt), the user's image (an image edit), or None (latent code alone).
+    portrait: torch.Tensor | None = None
 
 
 # Which text encoder reads a prompt: "words", the project's own word-level encoder; "sentence", the head on the
@@ -147,6 +153,12 @@ class AvatarPipeline:
             load_module(self.sentence_head, tensors, "sentence", source)
         if text or config.get("sentence"):
             self.z_mean = tensors["stats.z_mean"]
+        self.portrait_model = None
+        if config.get("portrait"):
+            portrait = PortraitConfig.from_dict(config["portrait"]["config"])
+            self.portrait_model = PortraitModel(portrait)
+            load_module(self.portrait_model, tensors, "portrait", source)
+            self.portrait_schedule = NoiseSchedule(portrait.schedule)
         self.text_model = text_model
         if text_model == "sentence":
             self._check_sentence()
@@ -158,6 +170,9 @@ class AvatarPipeline:
             self.up_resolution if self.upsampler is not None else int(config["fit_resolution"])
         )
         self.threshold = float(config.get("mesh", {}).get("threshold", 10.0))
+        # How image guidance works (its strength comes from GenerationSettings.image_guidance); benchmarks
+        # and evaluations swap it to compare, e.g. latent_iterations=0 for the x0 correction alone.
+        self.view_guidance = ViewGuidanceConfig()
         for module in self.modules():
             module.to(self.device)
 
@@ -179,6 +194,7 @@ class AvatarPipeline:
                 self.upsampler,
                 self.text_encoder,
                 self.sentence_head,
+                self.portrait_model,
                 self.refiner,
             )
             if m is not None
@@ -262,6 +278,47 @@ class AvatarPipeline:
         gen = torch.Generator().manual_seed(_seed(seed, "latent"))
         return sample_latents(self.prior, self.schedule, 1, gen)
 
+    @torch.no_grad()
+    def draw_portrait(
+        self,
+        seed: int,
+        z: torch.Tensor,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> torch.Tensor:
+        """The (3, S, S) frontal portrait the portrait model draws for text latent code z (1, z_dim)."""
+        if self.portrait_model is None:
+            raise ValueError("this model has no portrait model; export one with training.export --portrait")
+        gen = torch.Generator().manual_seed(_seed(seed, "portrait"))
+        portraits = sample_portraits(
+            self.portrait_model,
+            self.portrait_schedule,
+            z.to(self.device),
+            gen,
+            sampler=settings.sampler,
+            steps=settings.steps,
+            progress=_stage(progress, "portrait"),
+            cancel=cancel,
+        )
+        return portraits[0].cpu()
+
+    def text_conditioning(
+        self,
+        seed: int,
+        text: str,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+        """What a prompt conditions the base model on: its latent code, the portrait the portrait model draws for
+        it (None without a portrait model or with image guidance 0) and the words left out."""
+        z, unknown = self.encode_text(text)
+        portrait = None
+        if self.portrait_model is not None and settings.image_guidance > 0:
+            portrait = self.draw_portrait(seed, z, settings, progress, cancel)
+        return z, portrait, unknown
+
     # ------------------------------------------------------------------ tri-planes
 
     @torch.no_grad()
@@ -276,22 +333,11 @@ class AvatarPipeline:
     ) -> torch.Tensor:
         """(1, 3, C, R, R) tri-plane at the final resolution, in the decoder's value range.
 
-        `image`: the (3, S, S) portrait z was encoded from (`load_portrait`); with `settings.image_guidance`
-        > 0 the sample is also pulled towards rendering it from the front (rodin_core.view_guidance)."""
+        `image`: the (3, S, S) portrait z was encoded from (`load_portrait`) or drawn for (`draw_portrait`); with
+        `settings.image_guidance` > 0 the sample is also pulled towards rendering it from the front
+        (rodin_core.view_guidance)."""
         gen = torch.Generator().manual_seed(_seed(seed, "base"))
-        correct = None
-        if image is not None and settings.image_guidance > 0:
-            size = image.shape[-1]
-            correct = ViewGuidance(
-                image.permute(1, 2, 0),
-                Cameras.orbit([0.0], 0.0, size),
-                self.decoder,
-                self.mean,
-                self.std,
-                self.final_resolution,
-                torch.Generator().manual_seed(_seed(seed, "guidance")),
-                ViewGuidanceConfig(strength=settings.image_guidance),
-            )
+        correct = self._view_guidance(seed, image, settings)
         rolled = sample_base(
             self.unet,
             self.schedule,
@@ -304,9 +350,26 @@ class AvatarPipeline:
             _stage(progress, "base diffusion"),
             cancel,
             correct=correct,
+            steer=correct.steer_latent if correct is not None else None,
         )
         planes = denormalize(roll_in(rolled.cpu()), self.mean, self.std)
         return self._finish(planes, seed, settings, progress, cancel)
+
+    def _view_guidance(self, seed: int, image: torch.Tensor | None, settings: GenerationSettings):
+        """Image guidance towards a (3, S, S) frontal portrait, or None (no portrait, or strength 0)."""
+        if image is None or settings.image_guidance <= 0:
+            return None
+        size = image.shape[-1]
+        return ViewGuidance(
+            image.permute(1, 2, 0),
+            Cameras.orbit([0.0], 0.0, size),
+            self.decoder,
+            self.mean,
+            self.std,
+            self.final_resolution,
+            torch.Generator().manual_seed(_seed(seed, "guidance")),
+            replace(self.view_guidance, strength=settings.image_guidance),
+        )
 
     def field(self, planes: torch.Tensor) -> TriplaneField:
         return TriplaneField(planes.to(self.device), self.decoder)
@@ -382,7 +445,9 @@ class AvatarPipeline:
         max_faces=, image_guidance=) change the default settings. `variation` > 0 keeps the seed's latent code
         (its identity) and draws different diffusion noise: variations of one avatar. With an `image` the
         avatar follows the portrait through its latent code and, unless `image_guidance` is 0, through its
-        frontal render (the portrait is taken as a frontal view framed like the generator's)."""
+        frontal render (the portrait is taken as a frontal view framed like the generator's). A `text` prompt does
+        the same with the portrait the portrait model draws for it, when the bundle has one (`avatar.portrait`;
+        the same for every variation of the seed)."""
         settings = settings or GenerationSettings()
         if overrides:
             settings = GenerationSettings(**{**settings.__dict__, **overrides})
@@ -393,13 +458,14 @@ class AvatarPipeline:
         unknown: list[str] = []
         portrait = None
         if text is not None and image is None:
-            z, unknown = self.encode_text(text)
+            z, portrait, unknown = self.text_conditioning(seed, text, settings, progress, cancel)
         elif image is not None and text is None:
             portrait = self.portrait(image)  # read once: encoded, then the target of image guidance
             z = self.encode_pixels(portrait)
         else:
             z = self.latent(seed, image=image, text=text)  # none: the prior; both: latent() refuses
-        planes = self.sample_planes(noise_seed(seed, variation), z, settings, progress, cancel, portrait)
+        steering = portrait if settings.image_guidance > 0 else None
+        planes = self.sample_planes(noise_seed(seed, variation), z, settings, progress, cancel, steering)
         timings["diffusion"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
         avatar.metadata = {
@@ -410,6 +476,8 @@ class AvatarPipeline:
             "text": text,
             "text_model": self.text_model_for(text) if text is not None and image is None else None,
             "unknown_words": unknown,
+            # How the avatar was steered besides its latent code: the user's portrait or one drawn for the prompt.
+            "portrait": None if steering is None else ("given" if image is not None else "drawn"),
             "latent": latent_list(z),
             "settings": settings.__dict__,
             "model": {"version": self.version, "bundle": self.source, **self.config.get("made_by", {})},
@@ -418,6 +486,7 @@ class AvatarPipeline:
             "units": "metres, Z up, face towards -Y",
         }
         avatar.planes = planes
+        avatar.portrait = steering
         return avatar
 
     @torch.no_grad()
@@ -453,19 +522,16 @@ class AvatarPipeline:
         settings: GenerationSettings = GenerationSettings(),
         progress: Progress | None = None,
         cancel=None,
+        image: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """SDEdit: noise the avatar's base tri-plane to `strength` (0 = unchanged, 1 = resampled) and denoise it
         towards latent z. `seed` is the avatar's noise seed (see `noise_seed`): the re-noising reuses the noise
-        the avatar was drawn from, so its own latent at strength 1 gives the avatar back exactly."""
-        if not 0.0 < strength <= 1.0:
-            raise ValueError(f"edit strength must be in (0, 1]; got {strength}")
-        last = self.schedule.num_steps - 1
-        start = max(1, int(round(strength * last)))
+        the avatar was drawn from, so its own latent at strength 1 gives the avatar back exactly. `image`: a
+        (3, S, S) frontal portrait the edit is pulled towards as in `sample_planes` (e.g. `edit_portrait`'s)."""
         x0 = roll_out(normalize(resample(planes.cpu(), self.resolution), self.mean, self.std))
         gen = torch.Generator().manual_seed(_seed(seed, "base"))
-        noise = torch.randn(x0.shape, generator=gen)
-        x_t = noise if start == last else self.schedule.add_noise(x0, noise, torch.tensor([start])).float()
-        steps = max(2, int(round(settings.steps * strength)))
+        start, x_t, steps = _renoise(self.schedule, x0, gen, strength, settings.steps)
+        correct = self._view_guidance(seed, image, settings)
         rolled = sample_base(
             self.unet,
             self.schedule,
@@ -479,10 +545,49 @@ class AvatarPipeline:
             cancel,
             start=start,
             x_start=x_t.to(self.device),
+            correct=correct,
+            steer=correct.steer_latent if correct is not None else None,
         )
         return self._finish(
             denormalize(roll_in(rolled.cpu()), self.mean, self.std), seed, settings, progress, cancel
         )
+
+    @torch.no_grad()
+    def edit_portrait(
+        self,
+        planes: torch.Tensor,
+        z: torch.Tensor,
+        seed: int,
+        strength: float = 0.6,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> torch.Tensor:
+        """The avatar's frontal render redrawn by the portrait model towards latent z (SDEdit in 2D): a (3, S, S)
+        portrait of the same avatar with the change, which `edit_planes` then lifts into 3D. `strength` as in
+        `edit_planes`; low keeps more of the render (its layout, the other features), high draws more of z."""
+        if self.portrait_model is None:
+            raise ValueError("this model has no portrait model; export one with training.export --portrait")
+        model = self.portrait_model
+        front = self.render(planes, (0.0,), size=model.config.size, refine=False)[0]
+        x0 = model.fold(front.permute(2, 0, 1)[None].cpu())
+        gen = torch.Generator().manual_seed(_seed(seed, "portrait"))
+        start, x_t, steps = _renoise(self.portrait_schedule, x0, gen, strength, settings.steps)
+        x = sample_base(
+            model.unet,
+            self.portrait_schedule,
+            z.to(self.device),
+            model.config.resolution,
+            gen,
+            model.config.guidance,
+            settings.sampler,
+            steps,
+            _stage(progress, "portrait"),
+            cancel,
+            start=start,
+            x_start=x_t.to(self.device),
+        )
+        return model.unfold(x)[0].cpu()
 
     @torch.no_grad()
     def edit(
@@ -497,16 +602,25 @@ class AvatarPipeline:
         settings: GenerationSettings = GenerationSettings(),
         progress: Progress | None = None,
         cancel=None,
+        portrait_strength: float = 0.6,
     ) -> EditResult:
         """An avatar (its final tri-planes, latent z and noise seed) changed by a prompt or a portrait.
 
         With `local`, a prompt that names a part ("glasses", "hair", "beard", "shirt", ...) changes only that
         part (rodin_core.regions) and leaves the rest of the avatar exactly as it was; a prompt that names none,
-        and any image edit, changes the whole avatar."""
+        and any image edit, changes the whole avatar. Unless `settings.image_guidance` is 0 the edit is also
+        pulled towards a portrait: an image edit's image, or for a prompt (with a portrait model) the avatar's
+        own front redrawn with the change at `portrait_strength` (`edit_portrait`)."""
         z_new, unknown = self.edit_latent(z, text=text, image=image)
-        edited = self.edit_planes(planes, z_new, seed, strength, settings, progress, cancel)
+        target = None
+        if settings.image_guidance > 0:
+            if image is not None:
+                target = self.portrait(image)
+            elif text is not None and self.portrait_model is not None:
+                target = self.edit_portrait(planes, z_new, seed, portrait_strength, settings, progress, cancel)
+        edited = self.edit_planes(planes, z_new, seed, strength, settings, progress, cancel, target)
         parts = parts_named(text) if (local and text and image is None) else []
-        return EditResult(blend_region(planes.cpu(), edited.cpu(), parts), z_new, unknown, parts)
+        return EditResult(blend_region(planes.cpu(), edited.cpu(), parts), z_new, unknown, parts, target)
 
     @torch.no_grad()
     def interpolate(
@@ -590,6 +704,20 @@ class AvatarPipeline:
         return [self.generate(seed=s, **kwargs) for s in seeds]
 
 
+def _renoise(
+    schedule: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator, strength: float, steps: int
+) -> tuple[int, torch.Tensor, int]:
+    """SDEdit's start: the timestep for `strength` (0 = unchanged, 1 = pure noise), x0 noised to it with noise from
+    `generator`, and the sampler steps for the rest of the way (`steps` for a whole sample)."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"edit strength must be in (0, 1]; got {strength}")
+    last = schedule.num_steps - 1
+    start = max(1, int(round(strength * last)))
+    noise = torch.randn(x0.shape, generator=generator)
+    x_t = noise if start == last else schedule.add_noise(x0, noise, torch.tensor([start])).float()
+    return start, x_t, max(2, int(round(steps * strength)))
+
+
 def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     """Spherical interpolation of row vectors (keeps the norm Gaussian noise and latent codes live on)."""
     if w == 0.0:
@@ -620,7 +748,7 @@ def noise_seed(seed: int, variation: int = 0) -> int:
 
 def _seed(seed: int, stage: str) -> int:
     # Separate streams per stage so changing e.g. the upsampler does not change the base sample of a seed.
-    offsets = {"latent": 0, "base": 1, "upsampler": 2, "guidance": 3}
+    offsets = {"latent": 0, "base": 1, "upsampler": 2, "guidance": 3, "portrait": 4}
     return (int(seed) * 1_000_003 + offsets[stage]) % (2**63)
 
 

@@ -48,10 +48,19 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def grid(tiles: Sequence[torch.Tensor], columns: int, pad: int = 2) -> np.ndarray:
-    """(H, W, 3) float images in [0, 1] -> one uint8 grid image, row-major, white padding."""
+    """(H, W, 3) float images in [0, 1] -> one uint8 grid image, row-major, white padding. Tiles of another size
+    than the first are scaled to it (bilinear)."""
     if not tiles:
         raise ValueError("no images to tile")
     h, w, _ = tiles[0].shape
+    tiles = [
+        t
+        if t.shape[:2] == (h, w)
+        else torch.nn.functional.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="bilinear")[0]
+        .permute(1, 2, 0)
+        .clamp(0, 1)
+        for t in tiles
+    ]
     rows = (len(tiles) + columns - 1) // columns
     canvas = torch.ones(rows * (h + pad) + pad, columns * (w + pad) + pad, 3)
     for i, tile in enumerate(tiles):

@@ -6,10 +6,15 @@ from collections.abc import Callable
 
 import torch
 
+from .portrait import PortraitModel
 from .prior import LatentPrior
 from .samplers import CorrectFn, classifier_free_guidance, make_sampler
 from .schedule import NoiseSchedule
 from .unet import TriplaneUNet
+
+# steer(z, predict_x0) -> z: moves the latent code given the model's clean estimate of the current sample as a
+# function of the code (e.g. ViewGuidance.steer_latent).
+SteerFn = Callable[[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
 
 
 def sample_latents(
@@ -42,27 +47,53 @@ def sample_base(
     start: int | None = None,
     x_start: torch.Tensor | None = None,
     correct: CorrectFn | None = None,
+    steer: SteerFn | None = None,
 ) -> torch.Tensor:
     """Normalised rolled-out tri-planes (B, C, R, 3R) following latent codes z (B, z_dim), with guidance.
 
     `x_start` replaces the initial noise: pure noise for a full sample, or a noised tri-plane together with
     `start` < T-1 to re-noise and re-denoise an existing avatar (SDEdit). `correct` steers each step's clean
-    estimate (e.g. rodin_core.view_guidance).
+    estimate, `steer` the latent code before each step's prediction (both: rodin_core.view_guidance).
     """
     b = z.shape[0]
     noise = x_start
     if noise is None:
-        noise = torch.randn(b, unet.config.channels, resolution, 3 * resolution, generator=generator).to(
-            z.device
-        )
+        noise = torch.randn(unet.sample_shape(b, resolution), generator=generator).to(z.device)
 
     def model_fn(x, t, cond):
         return unet(x, t, cond)
 
-    guided = classifier_free_guidance(model_fn, z, torch.zeros_like(z), guidance)
+    code = z
+
+    def guided(x, t):
+        nonlocal code
+        if steer is not None:
+            code = steer(code, lambda c: schedule.to_x0_eps(unet(x, t, c), x, t)[0])
+        return classifier_free_guidance(model_fn, code, torch.zeros_like(code), guidance)(x, t)
+
     return make_sampler(
         sampler, schedule, min(steps, (start or schedule.num_steps - 1) + 1), start=start
     ).sample(guided, noise, generator, progress, cancel, correct)
+
+
+def sample_portraits(
+    model: PortraitModel,
+    schedule: NoiseSchedule,
+    z: torch.Tensor,
+    generator: torch.Generator,
+    guidance: float | None = None,
+    sampler: str = "dpmpp_2m",
+    steps: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+) -> torch.Tensor:
+    """Frontal portraits (B, 3, S, S) in [0, 1] of the avatars latent codes z (B, z_dim) describe; `guidance`
+    defaults to the model's own."""
+    scale = model.config.guidance if guidance is None else guidance
+    x = sample_base(
+        model.unet, schedule, z, model.config.resolution, generator, scale, sampler, steps, progress, cancel
+    )
+    return model.unfold(x)
 
 
 def sample_upsampled(

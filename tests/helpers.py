@@ -35,6 +35,7 @@ def random_bundle(
     with_text: bool = False,
     threshold: float = 10.0,
     with_sentence: bool = False,
+    with_portrait: bool = False,
 ) -> Path:
     """An untrained but complete bundle (right structure, random weights)."""
     torch.manual_seed(0)
@@ -86,5 +87,15 @@ def random_bundle(
         tensors.update(prefixed(SentenceHead(sent_cfg).state_dict(), "sentence"))
         tensors["stats.z_mean"] = torch.zeros(SMALL_ENCODER.z_dim)
         config["sentence"] = {"config": sent_cfg.to_dict()}
+    if with_portrait:
+        from rodin_core.portrait import PortraitConfig, PortraitModel
+
+        portrait = PortraitConfig(
+            size=16, unet=UNetConfig(channels=12, base=8, mults=(1, 2), z_dim=16, groups=4, planes=1)
+        )
+        model = PortraitModel(portrait)
+        model.unet = untrained_unet(portrait.unet)
+        tensors.update(prefixed(model.state_dict(), "portrait"))
+        config["portrait"] = {"config": portrait.to_dict()}
     save_bundle(path, config, tensors)
     return path

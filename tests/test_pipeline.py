@@ -119,6 +119,7 @@ def test_image_conditioning_changes_the_latent(bundle, tmp_path):
 def test_image_guidance_pulls_the_sample_towards_the_portrait(tmp_path):
     from rodin_core.cameras import Cameras
     from rodin_core.preview import render_image
+    from rodin_core.view_guidance import ViewGuidanceConfig
 
     # No upsampler: the planes are the guided ones. A low iso-level: the untrained field is faint.
     pipe = AvatarPipeline.from_bundle(random_bundle(tmp_path / "plain.json", threshold=0.3))
@@ -137,6 +138,11 @@ def test_image_guidance_pulls_the_sample_towards_the_portrait(tmp_path):
     guided = pipe.sample_planes(3, z, settings, image=pixels)
     assert torch.equal(off, plain)  # strength 0: the latent code alone
     assert torch.equal(pipe.sample_planes(3, z, settings, image=pixels), guided)  # one seed, one avatar
+    pipe.view_guidance = ViewGuidanceConfig(latent_iterations=0)
+    x0_only = pipe.sample_planes(3, z, settings, image=pixels)
+    pipe.view_guidance = ViewGuidanceConfig()
+    assert not torch.equal(x0_only, guided)  # the latent code is steered too
+    assert error(x0_only) < error(plain)
     # An untrained decoder barely responds to its planes, so only the direction is checked here;
     # test_view_guidance and the shipped-model test measure how far the guidance moves a render.
     assert error(guided) < error(plain)

@@ -49,6 +49,25 @@ def test_pipeline_trains_and_exports_the_sentence_head_only_where_the_model_is_i
     assert "stage sentence: skipped, the sentence model is not installed" in capsys.readouterr().out
 
 
+def test_pipeline_trains_the_portrait_model_after_the_text_encoders_and_adds_it_to_their_bundle():
+    from training.pipeline import PRESETS, STAGES, stage_commands
+
+    work = Path("w")
+    cmds = stage_commands("tiny", PRESETS["tiny"], work)
+    render = cmds["portraits"]
+    assert render[render.index("--views") + 1] == "1" and render[render.index("--count") + 1] == "10000"
+    seeds = {c[c.index("--seed") + 1] for c in (cmds["render"], cmds["captions"], render)}
+    assert len(seeds) == 3  # three data sets, no avatar in two of them
+    train = cmds["portrait"]
+    bundle = str(work / "bundle" / "rodin_tiny.json")
+    assert train[train.index("--bundle") + 1] == bundle == cmds["export"][cmds["export"].index("--out") + 1]
+    assert train[train.index("--data") + 1 : train.index("--bundle")] == [str(work / "portraits")]
+    assert STAGES.index("export") < STAGES.index("portrait") < STAGES.index("add-portrait")
+    add = cmds["add-portrait"]
+    assert add[add.index("--from") + 1] == add[add.index("--out") + 1] == bundle
+    assert add[add.index("--portrait") + 1] == str(work / "portrait")
+
+
 def _attributes(**changes) -> dict:
     from blender_scenes.attributes import draw_attributes
 

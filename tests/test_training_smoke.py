@@ -157,6 +157,37 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert planes.shape == (1, 3, 8, 32, 32) and torch.isfinite(planes).all()
     assert planes.abs().max() <= 1.0
 
+    # The portrait model: the data set's frontal views with their descriptions read by the bundle's text
+    # encoders, then added to that bundle with every other tensor kept.
+    from training import train_portrait
+
+    portrait = tmp_path / "portrait"
+    pargs = ["--data", str(dataset), "--bundle", str(bundle), "--out", str(portrait), "--preset", "smoke"]
+    pargs += ["--threads", "2"]
+    assert train_portrait.main(pargs) == 0
+    with pytest.raises(SystemExit, match="already holds a checkpoint"):
+        train_portrait.main(pargs)
+    assert train_portrait.main([*pargs, "--resume", "--steps", "25"]) == 0  # inputs read back, not rebuilt
+    assert json.loads((portrait / "latest.json").read_text())["step"] == 25
+    portrait_meta = json.loads((portrait / "portrait" / "portrait.json").read_text())
+    assert portrait_meta["portraits"] == 5 and portrait_meta["text_models"] == ["words", "sentence"]
+    assert (portrait / "samples_final.png").is_file()
+    portrait_bundle = tmp_path / "with_portrait.json"
+    assert (
+        export.main(["--from", str(bundle), "--portrait", str(portrait), "--out", str(portrait_bundle)]) == 0
+    )
+    before = load_tensors(bundle.with_suffix(".safetensors"))
+    after = load_tensors(portrait_bundle.with_suffix(".safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert {k for k in after if k not in before} == set(
+        load_tensors(portrait / "portrait" / "portrait.safetensors")
+    )
+    with pytest.raises(SystemExit):  # --from replaces --fit/--base, never both
+        export.main(["--from", str(bundle), "--fit", str(fit), "--out", str(tmp_path / "x.json")])
+    ppipe = AvatarPipeline.from_bundle(portrait_bundle)
+    z, drawn, _ = ppipe.text_conditioning(0, "a chap in a crimson jumper", GenerationSettings(steps=2))
+    assert drawn.shape == (3, 16, 16) and 0 <= drawn.min() and drawn.max() <= 1
+
     # Continuing the exported model: planes fitted with the bundle's decoder, base initialised from the bundle.
     refit = tmp_path / "refit"
     rargs = ["--data", str(dataset), "--out", str(refit), "--preset", "smoke", "--threads", "2"]
@@ -253,7 +284,7 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
 
     targs = [
         "--weights",
-        str(bundle),
+        str(portrait_bundle),
         "--data",
         str(dataset),
         "--classifier",
@@ -264,6 +295,9 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert evaluate_text.main([*targs, "--fresh", "1", "--edits", "1", "--steps", "2"]) == 0
     text_report = json.loads((quality / "text_evaluation.json").read_text())
     assert text_report["text"]["prompts"] == 3  # the 2 held-out captions and 1 fresh draw
+    # Prompts went through drawn portraits; the latent code alone and the portraits themselves are reported.
+    assert text_report["settings"]["portrait_model"] and text_report["text_latent_only"]["prompts"] == 3
+    assert 0.0 <= text_report["text"]["portraits"]["agreement_mean"] <= 1.0
     assert set(text_report["reworded"]) == {"words", "sentence"}
     for v in text_report["reworded"].values():
         assert 0.0 <= v["retrieval_reworded"]["top1"] <= v["retrieval_reworded"]["top5"] <= 1.0

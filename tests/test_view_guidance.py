@@ -51,6 +51,39 @@ def test_guidance_is_deterministic_and_strength_zero_is_off():
     assert torch.equal(off[0](off[3], 100), off[3])
 
 
+def test_latent_steering_moves_the_code_towards_one_the_model_renders_as_the_view():
+    guide, decoder, image, x0, cams, stats = setup(rays=SIZE * SIZE, latent_iterations=3, learning_rate=0.1)
+    # A stand-in for "the UNet's clean estimate under code z": a fixed smooth map from z to tri-planes, with
+    # the view rendered from one code z_true; the steering starts from another code and must move towards it.
+    torch.manual_seed(5)
+    z_dim = 16
+    lift = torch.randn(x0.numel(), z_dim) * 0.3
+    model = torch.nn.Linear(z_dim, x0.numel(), bias=False)
+    model.weight.data.copy_(lift)
+
+    def predict_x0(z):
+        return model(z).reshape(x0.shape)
+
+    z_true = torch.nn.functional.normalize(torch.randn(1, z_dim), dim=-1) * z_dim**0.5
+    guide.target = render_image(
+        resample(denormalize(roll_in(predict_x0(z_true).detach()), *stats), FINAL)[0], decoder, cams, 0
+    )["rgb"].reshape(-1, 3)
+    z0 = torch.nn.functional.normalize(torch.randn(1, z_dim), dim=-1) * z_dim**0.5
+    z = z0
+    for _ in range(10):  # one call per sampler step, each continuing from the code the last one returned
+        z = guide.steer_latent(z, predict_x0)
+    target = guide.target.reshape(SIZE, SIZE, 3)
+    with torch.no_grad():
+        assert frontal_error(predict_x0(z), decoder, target, cams, stats) < 0.7 * frontal_error(
+            predict_x0(z0), decoder, target, cams, stats
+        )
+    assert torch.allclose(z.norm(), z0.norm())  # kept on the encoder's sphere
+    assert not z.requires_grad
+    assert all(p.grad is None for p in [*decoder.parameters(), *model.parameters()])
+    for off in (setup(latent_iterations=0)[0], setup(strength=0.0)[0]):
+        assert off.steer_latent(z0, predict_x0) is z0
+
+
 def test_guidance_explains_bad_input():
     guide, decoder, image, x0, cams, stats = setup()
     with pytest.raises(ValueError, match="one sample at a time"):
@@ -59,3 +92,7 @@ def test_guidance_explains_bad_input():
         ViewGuidance(image[:8], cams, decoder, *stats, FINAL, torch.Generator())
     with pytest.raises(ValueError, match="between 0 and 10"):
         ViewGuidanceConfig(strength=-1.0).validate()
+    with pytest.raises(ValueError, match="latent iterations"):
+        ViewGuidanceConfig(latent_iterations=-1).validate()
+    with pytest.raises(ValueError, match="one sample at a time"):
+        guide.steer_latent(torch.zeros(2, 4), lambda z: x0)

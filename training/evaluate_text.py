@@ -6,6 +6,9 @@ Text agreement: prompts are the captions of the held-out avatars plus captions o
 (never rendered, never trained on). For every attribute family a caption states, the generated avatar agrees
 when the classifier reads the stated value from its frontal render. The chance baseline compares the same
 prompts' stated values with unconditional samples (what the model draws when it ignores the prompt).
+With a portrait model in the bundle, prompts go through it as the pipeline does (text -> drawn portrait ->
+image-guided avatar); the report then adds the agreement of the drawn portraits themselves and of the latent
+code alone (image guidance 0), same prompts and seeds.
 
 Edits: unconditional avatars are edited by prompt ("add glasses", "make the hair blond", ...) with
 AvatarPipeline.edit_latent + edit_planes (SDEdit). An edit counts when the classifier reads the asked value
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,15 +82,25 @@ def prompt_set(data: Path, holdout: list[str], fresh: int) -> list[dict]:
     return sets
 
 
+def text_planes(pipe, seed: int, text: str, settings) -> tuple:
+    """The avatar's final tri-planes for a prompt, as AvatarPipeline.generate conditions them, and the portrait
+    drawn for it (None without a portrait model or with image guidance 0)."""
+    z, portrait, _ = pipe.text_conditioning(seed, text, settings)
+    return pipe.sample_planes(seed, z, settings, image=portrait), portrait
+
+
 def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None, reword=False) -> tuple:
     """Agreement of avatars generated from the prompts' captions (`reword`: the captions in words no training
     text uses) with the stated values; `chance`: the classifier's readings of unconditional samples, drawn here
-    when not given. Returns the report, the conditioned renders and the chance readings."""
-    cond_imgs, uncond_imgs = [], []
+    when not given. Returns the report (with the drawn portraits' own agreement when there are any), the
+    conditioned renders and the chance readings."""
+    cond_imgs, uncond_imgs, portraits = [], [], []
     for i, attrs in enumerate(prompts):
         text = paraphrase(caption(attrs)) if reword else caption(attrs)
-        z, _ = pipe.encode_text(text)
-        cond_imgs.append(frontal(pipe, pipe.sample_planes(30_000 + i, z, settings)))
+        planes, portrait = text_planes(pipe, 30_000 + i, text, settings)
+        cond_imgs.append(frontal(pipe, planes))
+        if portrait is not None:
+            portraits.append(portrait)
         if chance is None:
             uncond_imgs.append(
                 frontal(pipe, pipe.sample_planes(40_000 + i, pipe.latent(40_000 + i), settings))
@@ -95,9 +109,18 @@ def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None,
     cond = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
     if chance is None:
         chance = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
+    report = agreement_report(prompts, cond, chance)
+    if portraits:
+        report["portraits"] = agreement_report(prompts, classifier.predict(torch.stack(portraits)), chance)
+    return report, cond_imgs, chance
+
+
+def agreement_report(prompts: list[dict], read: list[dict], chance: list[dict]) -> dict:
+    """Per family stated by the prompts, how often `read` (the classifier on the generated images) shows the
+    stated value, against `chance` (the classifier on unconditional samples)."""
     hits = {f: [] for f in FAMILIES}
     base = {f: [] for f in FAMILIES}
-    for attrs, c, u in zip(prompts, cond, chance):
+    for attrs, c, u in zip(prompts, read, chance):
         for fam in stated_families(attrs):
             hits[fam].append(c[fam] == attrs[fam])
             base[fam].append(u[fam] == attrs[fam])
@@ -110,16 +133,12 @@ def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None,
         for f in FAMILIES
         if hits[f]
     }
-    return (
-        {
-            "prompts": len(prompts),
-            "per_family": per_family,
-            "agreement_mean": float(np.mean([v["agreement"] for v in per_family.values()])),
-            "chance_mean": float(np.mean([v["chance"] for v in per_family.values()])),
-        },
-        cond_imgs,
-        chance,
-    )
+    return {
+        "prompts": len(prompts),
+        "per_family": per_family,
+        "agreement_mean": float(np.mean([v["agreement"] for v in per_family.values()])),
+        "chance_mean": float(np.mean([v["chance"] for v in per_family.values()])),
+    }
 
 
 def text_models(pipe) -> list[str]:
@@ -161,7 +180,9 @@ def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
     return out
 
 
-def edit_success(pipe, classifier, count: int, strength: float, local: bool, settings) -> tuple[dict, list]:
+def edit_success(
+    pipe, classifier, count: int, strength: float, local: bool, settings, portrait_strength: float = 0.6
+) -> tuple[dict, list]:
     results, pairs = {}, []
     if count == 0:  # --edits 0: not measured
         return results, pairs
@@ -176,12 +197,27 @@ def edit_success(pipe, classifier, count: int, strength: float, local: bool, set
             before = classifier.predict(before_img.permute(2, 0, 1)[None])[0]
             if not applies(before):
                 continue
-            edit = pipe.edit(planes, z, seed, text=prompt, strength=strength, local=local, settings=settings)
+            edit = pipe.edit(
+                planes,
+                z,
+                seed,
+                text=prompt,
+                strength=strength,
+                local=local,
+                settings=settings,
+                portrait_strength=portrait_strength,
+            )
             after_img = frontal(pipe, edit.planes)
             after = classifier.predict(after_img.permute(2, 0, 1)[None])[0]
-            # The control: the same re-noising with the avatar's own latent. What it changes is SDEdit's doing
-            # (and the classifier's instability on near-identical renders), not the prompt's.
-            null = blend_region(planes, pipe.edit_planes(planes, z, seed, strength, settings), edit.parts)
+            # The control: the same re-noising with the avatar's own latent (and, where the edit was pulled towards
+            # its redrawn front, the same redraw with its own latent). What it changes is SDEdit's doing (and the
+            # classifier's instability on near-identical renders), not the prompt's.
+            own = None
+            if edit.portrait is not None:
+                own = pipe.edit_portrait(planes, z, seed, portrait_strength, settings)
+            null = blend_region(
+                planes, pipe.edit_planes(planes, z, seed, strength, settings, image=own), edit.parts
+            )
             null_read = classifier.predict(frontal(pipe, null).permute(2, 0, 1)[None])[0]
             others = [f for f in FAMILIES if f != family]
             changed = [f for f in others if after[f] != before[f]]
@@ -224,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--edits", type=int, default=12, help="avatars per edit prompt (default 12)")
     p.add_argument("--strength", type=float, default=1.0, help="SDEdit strength of the edits (default 1.0)")
     p.add_argument(
+        "--portrait-strength",
+        type=float,
+        default=0.6,
+        help="how much of the avatar's front the portrait model redraws for a prompt edit (default 0.6)",
+    )
+    p.add_argument(
         "--whole",
         action="store_true",
         help="edits change the whole avatar, not only the part the prompt names",
@@ -235,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the encoder for the prompts and edits (see rodin generate --text-model)",
     )
     p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument(
+        "--image-guidance",
+        type=float,
+        default=1.0,
+        help="pull towards the portrait drawn for each prompt (bundles with a portrait model; 0: latent code only)",
+    )
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
@@ -249,18 +297,32 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: this bundle has no text encoder; export one with training.export --text")
     classifier = load_classifier(Path(args.classifier))
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
-    settings = GenerationSettings(steps=args.steps, guidance=args.guidance)
+    settings = GenerationSettings(
+        steps=args.steps, guidance=args.guidance, image_guidance=args.image_guidance
+    )
+    drawing = pipe.portrait_model is not None and settings.image_guidance > 0
 
     prompts = prompt_set(data, pipe.config["holdout_ids"], args.fresh)
     text, _, chance = text_agreement(pipe, classifier, prompts, settings)
     print(f"text agreement {text['agreement_mean']:.3f} (chance {text['chance_mean']:.3f})", flush=True)
+    latent_only = None
+    if drawing:  # the same prompts and seeds from the latent code alone: what the drawn portrait adds
+        latent_only, _, _ = text_agreement(
+            pipe, classifier, prompts, replace(settings, image_guidance=0.0), chance
+        )
+        print(f"latent code only: {latent_only['agreement_mean']:.3f}", flush=True)
     rewording = reworded(pipe, classifier, prompts, settings, chance, data)
-    edits, pairs = edit_success(pipe, classifier, args.edits, args.strength, not args.whole, settings)
+    edits, pairs = edit_success(
+        pipe, classifier, args.edits, args.strength, not args.whole, settings, args.portrait_strength
+    )
 
-    shown = [
-        frontal(pipe, pipe.sample_planes(60_000 + i, pipe.encode_text(t)[0], settings), 128)
-        for i, t in enumerate(PROMPTS)
-    ]
+    # Each hand-written prompt's avatar, after the portrait drawn for it where there is one.
+    shown = []
+    for i, t in enumerate(PROMPTS):
+        planes, portrait = text_planes(pipe, 60_000 + i, t, settings)
+        if portrait is not None:
+            shown.append(portrait.permute(1, 2, 0))
+        shown.append(frontal(pipe, planes, 128))
     Image.fromarray(grid(shown, columns=4)).save(out / "text_prompts.png")
     # The same prompts in other words, read by each encoder: one column per encoder, one row per prompt.
     models = text_models(pipe)
@@ -269,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, t in enumerate(PROMPTS):
             for model in models:
                 with reading_with(pipe, model):
-                    z = pipe.encode_text(paraphrase(t))[0]
-                cells.append(frontal(pipe, pipe.sample_planes(60_000 + i, z, settings), 128))
+                    cells.append(
+                        frontal(pipe, text_planes(pipe, 60_000 + i, paraphrase(t), settings)[0], 128)
+                    )
         Image.fromarray(grid(cells, columns=2 * len(models))).save(out / "text_prompts_reworded.png")
     if pairs:  # none with --edits 0
         Image.fromarray(grid(pairs, columns=4)).save(out / "text_edits.png")
@@ -282,11 +345,15 @@ def main(argv: list[str] | None = None) -> int:
             "guidance": args.guidance,
             "steps": args.steps,
             "edit_strength": args.strength,
+            "edit_portrait_strength": args.portrait_strength if drawing else None,
             "edits_local": not args.whole,
             "text_model": args.text_model,
+            "image_guidance": settings.image_guidance,
+            "portrait_model": pipe.portrait_model is not None,
         },
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "text": text,
+        "text_latent_only": latent_only,
         "reworded": rewording,
         "edits": edits,
         "hand_written_prompts": list(PROMPTS),

@@ -2,6 +2,10 @@
 
     python -m training.export --fit runs/tiny/fit --base runs/tiny/base [--upsampler runs/tiny/upsampler] \
         --out rodin_core/weights/rodin_tiny.json --preset tiny
+    python -m training.export --from rodin_core/weights/rodin_tiny.json --portrait runs/tiny/portrait --out NEW.json
+
+`--from` starts from an existing bundle instead of the fit and base runs: the parts given (upsampler, text
+encoders, refiner, portrait model) are added or replace that bundle's, every other tensor is kept bit for bit.
 
 The bundle is checked by loading it into an AvatarPipeline before this command reports success.
 """
@@ -13,7 +17,7 @@ import sys
 from pathlib import Path
 
 from rodin_core import __version__
-from rodin_core.bundle import save_bundle
+from rodin_core.bundle import load_bundle, save_bundle
 from rodin_core.io_utils import load_tensors, prefixed, read_json
 from rodin_core.mesh import DEFAULT_THRESHOLD
 from training.common import git_commit
@@ -28,6 +32,7 @@ def build_bundle(
     text: Path | None = None,
     refiner: Path | None = None,
     sentence: Path | None = None,
+    portrait: Path | None = None,
 ) -> tuple[dict, dict]:
     fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
     base_cfg = read_json(base / "base" / "base.json", "base model config")
@@ -48,6 +53,20 @@ def build_bundle(
         "train_ids": base_cfg["train_ids"],
         "holdout_ids": base_cfg["holdout_ids"],
     }
+    add_parts(config, tensors, upsampler, text, refiner, sentence, portrait)
+    return config, tensors
+
+
+def add_parts(
+    config: dict,
+    tensors: dict,
+    upsampler: Path | None = None,
+    text: Path | None = None,
+    refiner: Path | None = None,
+    sentence: Path | None = None,
+    portrait: Path | None = None,
+) -> None:
+    """Adds (or replaces) the optional parts of a bundle, in place, from their run folders."""
     if upsampler is not None:
         up_cfg = read_json(upsampler / "upsampler" / "upsampler.json", "upsampler config")
         tensors.update(load_tensors(upsampler / "upsampler" / "upsampler.safetensors", "upsampler weights"))
@@ -72,13 +91,34 @@ def build_bundle(
         tensors.update(prefixed(weights, "refiner"))
         config["refiner"] = ref_cfg["refiner"]
         config["made_by"]["refiner_steps"] = ref_cfg["steps"]
-    return config, tensors
+    if portrait is not None:
+        por_cfg = read_json(portrait / "portrait" / "portrait.json", "portrait model config")
+        weights = load_tensors(portrait / "portrait" / "portrait.safetensors", "portrait model weights")
+        for key in [k for k in tensors if k.startswith("portrait.")]:
+            del tensors[key]
+        tensors.update(weights)
+        config["portrait"] = {"config": por_cfg["config"]}
+        config["made_by"]["portrait_steps"] = por_cfg["steps"]
+        config["made_by"]["portrait_training_portraits"] = por_cfg["portraits"]
+
+
+def from_bundle(path: Path) -> tuple[dict, dict]:
+    """An existing bundle's config (without its format tag, which save_bundle writes) and tensors."""
+    config, tensors = load_bundle(path)
+    config.pop("format", None)
+    config["made_by"] = {**config.get("made_by", {}), "extended_by_commit": git_commit()}
+    return config, dict(tensors)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
-    p.add_argument("--fit", required=True, help="run folder of training.fit_triplanes")
-    p.add_argument("--base", required=True, help="run folder of training.train_base")
+    p.add_argument("--fit", help="run folder of training.fit_triplanes")
+    p.add_argument("--base", help="run folder of training.train_base")
+    p.add_argument(
+        "--from",
+        dest="start",
+        help="an existing bundle .json to start from instead of --fit and --base (its other parts are kept)",
+    )
     p.add_argument("--upsampler", help="run folder of training.train_upsampler (optional)")
     p.add_argument("--text", help="run folder of training.train_text (optional)")
     p.add_argument(
@@ -87,20 +127,35 @@ def main(argv: list[str] | None = None) -> int:
         "(optional)",
     )
     p.add_argument("--refiner", help="run folder of training.train_refiner: sharpens previews (optional)")
+    p.add_argument(
+        "--portrait",
+        help="run folder of training.train_portrait: text prompts steered by a drawn portrait (optional)",
+    )
     p.add_argument("--out", required=True, help="bundle .json path (the .safetensors goes beside it)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="mesh density iso-level")
     args = p.parse_args(argv)
-    config, tensors = build_bundle(
-        Path(args.fit),
-        Path(args.base),
-        Path(args.upsampler) if args.upsampler else None,
-        args.preset,
-        args.threshold,
-        Path(args.text) if args.text else None,
-        Path(args.refiner) if args.refiner else None,
-        Path(args.sentence) if args.sentence else None,
-    )
+    parts = {
+        name: Path(value) if value else None
+        for name, value in (
+            ("upsampler", args.upsampler),
+            ("text", args.text),
+            ("refiner", args.refiner),
+            ("sentence", args.sentence),
+            ("portrait", args.portrait),
+        )
+    }
+    if args.start:
+        if args.fit or args.base:
+            p.error("--from replaces --fit and --base; give one or the other")
+        config, tensors = from_bundle(Path(args.start))
+        add_parts(config, tensors, **parts)
+    elif args.fit and args.base:
+        config, tensors = build_bundle(
+            Path(args.fit), Path(args.base), preset=args.preset, threshold=args.threshold, **parts
+        )
+    else:
+        p.error("give --fit and --base (a new bundle), or --from BUNDLE (an existing one to extend)")
     save_bundle(args.out, config, tensors)
     from rodin_core.pipeline import AvatarPipeline
 

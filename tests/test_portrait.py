@@ -1,0 +1,145 @@
+"""The portrait model (text latent -> frontal portrait): the image UNet, the fold, training on its codes, and
+the pipeline's text path through a drawn portrait."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import random_bundle
+
+from rodin_core.pipeline import AvatarPipeline, GenerationSettings
+from rodin_core.portrait import PortraitConfig, PortraitModel
+from rodin_core.sampling import sample_portraits
+from rodin_core.schedule import NoiseSchedule
+from rodin_core.unet import TriplaneUNet, UNetConfig
+
+TINY = PortraitConfig(
+    size=8, unet=UNetConfig(channels=12, base=16, mults=(1, 2), z_dim=4, groups=4, planes=1)
+)
+
+
+def test_the_unet_works_on_plain_images_and_tri_planes_keep_their_layers():
+    image = TriplaneUNet(UNetConfig(channels=3, base=8, mults=(1, 2), z_dim=4, groups=4, planes=1))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = image(x, torch.tensor([10, 500]), torch.randn(2, 4))
+    assert out.shape == x.shape and image.sample_shape(2, 8) == (2, 3, 8, 8)
+    out.sum().backward()
+    # Pixels talk to their neighbours only through ordinary convolutions: no plane context, one plane.
+    assert "down.0.conv1.weight" in image.state_dict() and image.plane_embedding.shape[0] == 1
+    triplane = TriplaneUNet(UNetConfig(channels=4, base=8, mults=(1, 2), groups=4))
+    assert "down.0.conv1.conv.weight" in triplane.state_dict()  # bundles written before keep loading
+    assert triplane.sample_shape(1, 8) == (1, 4, 8, 24)
+    with pytest.raises(ValueError, match="planes=3.*planes=1"):
+        TriplaneUNet(UNetConfig(planes=2))
+
+
+def test_fold_is_exactly_undone_and_bad_portraits_are_explained():
+    model = PortraitModel(TINY)
+    images = torch.rand(3, 3, 8, 8)
+    folded = model.fold(images)
+    assert folded.shape == (3, 12, 4, 4) and folded.min() >= -1 and folded.max() <= 1
+    assert torch.allclose(model.unfold(folded), images, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(B, 3, 8, 8\)"):
+        model.fold(torch.rand(3, 3, 16, 16))
+    with pytest.raises(ValueError, match="12 channels"):
+        PortraitConfig(size=8, fold=2, unet=UNetConfig(channels=3, planes=1)).validate()
+    with pytest.raises(ValueError, match="planes must be 1"):
+        PortraitConfig(unet=UNetConfig(channels=12)).validate()
+    assert PortraitConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_a_trained_portrait_model_draws_what_its_code_says():
+    """Two codes, two portraits (red above / blue below, and the reverse): after a short training run each
+    code's samples must look like its own portrait, with and without guidance."""
+    torch.manual_seed(0)
+    model = PortraitModel(TINY)
+    schedule = NoiseSchedule(TINY.schedule)
+    top_red = torch.zeros(3, 8, 8)
+    top_red[0, :4], top_red[2, 4:] = 1.0, 1.0
+    portraits = torch.stack([top_red, top_red.flip(1)])
+    codes = torch.eye(4)[:2] * 2
+    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        idx = torch.randint(2, (16,))
+        x0 = model.fold(portraits[idx])
+        t = torch.randint(schedule.num_steps, (16,))
+        noise = torch.randn_like(x0)
+        keep = (torch.rand(16) > 0.2).float()[:, None]
+        pred = model(schedule.add_noise(x0, noise, t).float(), t, codes[idx] * keep)
+        loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()
+    for guidance in (1.0, 3.0):
+        drawn = sample_portraits(model, schedule, codes, torch.Generator().manual_seed(1), guidance, steps=10)
+        assert drawn.shape == (2, 3, 8, 8) and 0 <= drawn.min() and drawn.max() <= 1
+        error = (drawn[:, None] - portraits[None]).abs().mean(dim=(2, 3, 4))  # (drawn, portrait)
+        assert error[0, 0] < 0.5 * error[0, 1] and error[1, 1] < 0.5 * error[1, 0], error
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    path = random_bundle(tmp_path_factory.mktemp("p") / "m.json", with_text=True, with_portrait=True)
+    return AvatarPipeline.from_bundle(path)
+
+
+def test_a_prompt_is_steered_by_the_portrait_drawn_for_it(pipe):
+    settings = dict(steps=3, mesh_resolution=32, texture_size=64, max_faces=None, threshold=0.05)
+    avatar = pipe.generate(seed=5, text="a young man with round glasses", **settings)
+    assert avatar.metadata["portrait"] == "drawn" and avatar.portrait.shape == (3, 16, 16)
+    assert torch.equal(
+        avatar.portrait,
+        pipe.draw_portrait(
+            5, pipe.encode_text("a young man with round glasses")[0], GenerationSettings(steps=3)
+        ),
+    )
+    z, portrait, unknown = pipe.text_conditioning(
+        5, "a young man with round glasses", GenerationSettings(steps=3)
+    )
+    assert torch.equal(portrait, avatar.portrait) and unknown == []
+    # The portrait steers: the same prompt without image guidance is a different avatar, with no portrait.
+    plain = pipe.generate(seed=5, text="a young man with round glasses", image_guidance=0.0, **settings)
+    assert plain.metadata["portrait"] is None and plain.portrait is None
+    assert not torch.equal(plain.planes, avatar.planes)
+    # A variation keeps the seed's portrait (the identity) and draws new diffusion noise.
+    other = pipe.generate(seed=5, text="a young man with round glasses", variation=1, **settings)
+    assert torch.equal(other.portrait, avatar.portrait) and not torch.equal(other.planes, avatar.planes)
+    # Another seed, another portrait.
+    assert not torch.equal(pipe.text_conditioning(6, "a young man with round glasses")[1], avatar.portrait)
+
+
+def test_without_a_portrait_model_text_goes_through_the_latent_alone(tmp_path):
+    plain = AvatarPipeline.from_bundle(random_bundle(tmp_path / "m.json", with_text=True))
+    assert plain.text_conditioning(1, "a woman wearing a cap", GenerationSettings(steps=2))[1] is None
+    with pytest.raises(ValueError, match="no portrait model.*--portrait"):
+        plain.draw_portrait(1, torch.zeros(1, 16))
+
+
+def test_a_prompt_edit_is_pulled_towards_the_avatars_front_redrawn_with_the_change(pipe):
+    settings = GenerationSettings(steps=4)
+    z = pipe.latent(3)
+    planes = pipe.sample_planes(3, z, settings)
+    front = pipe.render(planes, (0.0,), size=16, refine=False)[0].permute(2, 0, 1)
+    # A light redraw keeps the avatar's own front; a full one draws the prompt's portrait from scratch.
+    light = pipe.edit_portrait(planes, z, 3, 0.05, settings)
+    full = pipe.edit_portrait(planes, z, 3, 1.0, settings)
+    assert light.shape == full.shape == (3, 16, 16)
+    assert (light - front).abs().mean() < 0.5 * (full - front).abs().mean()
+    with pytest.raises(ValueError, match=r"strength must be in \(0, 1\]"):
+        pipe.edit_portrait(planes, z, 3, 0.0, settings)
+
+    edit = pipe.edit(planes, z, 3, text="add round glasses", settings=settings)
+    assert edit.portrait.shape == (3, 16, 16) and edit.parts == ["eyes"]
+    z_new = pipe.edit_latent(z, text="add round glasses")[0]
+    assert torch.equal(edit.portrait, pipe.edit_portrait(planes, z_new, 3, 0.6, settings))
+    # Without image guidance the edit is the latent code's alone, as before there was a portrait model.
+    plain = pipe.edit(
+        planes, z, 3, text="add round glasses", settings=GenerationSettings(steps=4, image_guidance=0)
+    )
+    assert plain.portrait is None and not torch.equal(plain.planes, edit.planes)
+    assert torch.equal(
+        plain.planes,
+        pipe.edit(
+            planes, z, 3, text="add round glasses", settings=GenerationSettings(steps=4, image_guidance=0)
+        ).planes,
+    )
