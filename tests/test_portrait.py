@@ -128,18 +128,15 @@ def test_a_prompt_edit_is_pulled_towards_the_avatars_front_redrawn_with_the_chan
     with pytest.raises(ValueError, match=r"strength must be in \(0, 1\]"):
         pipe.edit_portrait(planes, z, 3, 0.0, settings)
 
-    edit = pipe.edit(planes, z, 3, text="add round glasses", settings=settings)
+    edit = pipe.edit(planes, z, 3, text="add round glasses", settings=settings, portrait_strength=0.6)
     assert edit.portrait.shape == (3, 16, 16) and edit.parts == ["eyes"]
     z_new = pipe.edit_latent(z, text="add round glasses")[0]
     assert torch.equal(edit.portrait, pipe.edit_portrait(planes, z_new, 3, 0.6, settings))
-    # Without image guidance the edit is the latent code's alone, as before there was a portrait model.
+    # Without image guidance the edit is the latent code's alone, as before there was a portrait model; so is a
+    # prompt edit by default (no portrait_strength), image guidance or not.
     plain = pipe.edit(
         planes, z, 3, text="add round glasses", settings=GenerationSettings(steps=4, image_guidance=0)
     )
     assert plain.portrait is None and not torch.equal(plain.planes, edit.planes)
-    assert torch.equal(
-        plain.planes,
-        pipe.edit(
-            planes, z, 3, text="add round glasses", settings=GenerationSettings(steps=4, image_guidance=0)
-        ).planes,
-    )
+    default = pipe.edit(planes, z, 3, text="add round glasses", settings=settings)
+    assert default.portrait is None and torch.equal(default.planes, plain.planes)
