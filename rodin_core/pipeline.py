@@ -288,8 +288,7 @@ class AvatarPipeline:
         cancel=None,
     ) -> torch.Tensor:
         """The (3, S, S) frontal portrait the portrait model draws for text latent code z (1, z_dim)."""
-        if self.portrait_model is None:
-            raise ValueError("this model has no portrait model; export one with training.export --portrait")
+        self._require_portrait_model()
         gen = torch.Generator().manual_seed(_seed(seed, "portrait"))
         portraits = sample_portraits(
             self.portrait_model,
@@ -302,6 +301,10 @@ class AvatarPipeline:
             cancel=cancel,
         )
         return portraits[0].cpu()
+
+    def _require_portrait_model(self) -> None:
+        if self.portrait_model is None:
+            raise ValueError("this model has no portrait model; export one with training.export --portrait")
 
     def text_conditioning(
         self,
@@ -566,8 +569,7 @@ class AvatarPipeline:
         """The avatar's frontal render redrawn by the portrait model towards latent z (SDEdit in 2D): a (3, S, S)
         portrait of the same avatar with the change, which `edit_planes` then lifts into 3D. `strength` as in
         `edit_planes`; low keeps more of the render (its layout, the other features), high draws more of z."""
-        if self.portrait_model is None:
-            raise ValueError("this model has no portrait model; export one with training.export --portrait")
+        self._require_portrait_model()
         model = self.portrait_model
         front = self.render(planes, (0.0,), size=model.config.size, refine=False)[0]
         x0 = model.fold(front.permute(2, 0, 1)[None].cpu())

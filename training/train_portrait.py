@@ -50,6 +50,7 @@ from training.common import (
     pick_device,
     resolve_preset,
 )
+from training.evaluate_text import PROMPTS
 from training.train_base import frontal_images
 from training.train_text import describe
 
@@ -98,18 +99,6 @@ PRESETS = {
         sample_every=10_000,
     ),
 }
-
-# Prompts of the sample grids written while training (the same every run, so grids compare across steps).
-SAMPLE_PROMPTS = (
-    "an old man with a grey beard and a top hat",
-    "a young woman with long red hair and round glasses",
-    "a man with a black mohawk wearing a green t-shirt",
-    "a woman with a blond bob and hoop earrings",
-    "a bald man with a moustache and square glasses",
-    "a woman with blue hair in a bun wearing a purple turtleneck",
-    "an old woman with white hair wearing a beanie",
-    "a young man with short brown hair wearing a red cap",
-)
 
 
 def parse_args(argv):
@@ -204,10 +193,11 @@ def load_or_build_inputs(out: Path, roots, pipe, cfg, words_only) -> dict:
 def write_sample_grid(
     path: Path, model: PortraitModel, schedule: NoiseSchedule, pipe: AvatarPipeline
 ) -> None:
-    """Two portraits per sample prompt (word encoder), side by side."""
+    """Two portraits per prompt of the text evaluation's hand-written ones (word encoder), side by side; the same
+    prompts every run, so grids compare across steps."""
     model.eval()
     device = next(model.parameters()).device
-    z = torch.cat([pipe.encode_text(p)[0] for p in SAMPLE_PROMPTS for _ in range(2)]).to(device)
+    z = torch.cat([pipe.encode_text(p)[0] for p in PROMPTS for _ in range(2)]).to(device)
     portraits = sample_portraits(model, schedule, z, torch.Generator().manual_seed(1234))
     Image.fromarray(grid([p.permute(1, 2, 0).cpu() for p in portraits], columns=8)).save(path)
     model.train()
