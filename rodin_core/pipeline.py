@@ -30,17 +30,17 @@ from .encoder import EncoderConfig, ImageEncoder
 from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .portrait import PortraitConfig, PortraitModel
-from .preview import render_image
+from .preview import render_field, render_image
 from .prior import LatentPrior, PriorConfig
 from .refiner import ImageRefiner, RefinerConfig
-from .regions import blend_region, parts_named
+from .regions import blend_region, part_weights, parts_named
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_portraits, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
 from .sentence import INSTALL_HINT, SentenceConfig, SentenceHead, embed_sentences, sentence_model_missing
 from .text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from .texture import bake_texture, vertex_colors
-from .triplane import denormalize, normalize, resample, roll_in, roll_out
+from .triplane import denormalize, normalize, resample, roll_in, roll_out, sample_features
 from .unet import TriplaneUNet, UNetConfig
 from .view_guidance import ViewGuidance, ViewGuidanceConfig
 
@@ -283,11 +283,11 @@ class AvatarPipeline:
         self,
         seed: int,
         z: torch.Tensor,
-        settings: GenerationSettings = GenerationSettings(),
         progress: Progress | None = None,
         cancel=None,
     ) -> torch.Tensor:
-        """The (3, S, S) frontal portrait the portrait model draws for text latent code z (1, z_dim)."""
+        """The (3, S, S) frontal portrait the portrait model draws for text latent code z (1, z_dim), with the
+        model's own sampler, steps and guidance (PortraitConfig), not the base model's settings."""
         self._require_portrait_model()
         gen = torch.Generator().manual_seed(_seed(seed, "portrait"))
         portraits = sample_portraits(
@@ -295,8 +295,6 @@ class AvatarPipeline:
             self.portrait_schedule,
             z.to(self.device),
             gen,
-            sampler=settings.sampler,
-            steps=settings.steps,
             progress=_stage(progress, "portrait"),
             cancel=cancel,
         )
@@ -319,7 +317,7 @@ class AvatarPipeline:
         z, unknown = self.encode_text(text)
         portrait = None
         if self.portrait_model is not None and settings.image_guidance > 0:
-            portrait = self.draw_portrait(seed, z, settings, progress, cancel)
+            portrait = self.draw_portrait(seed, z, progress, cancel)
         return z, portrait, unknown
 
     # ------------------------------------------------------------------ tri-planes
@@ -562,19 +560,31 @@ class AvatarPipeline:
         z: torch.Tensor,
         seed: int,
         strength: float = 0.6,
-        settings: GenerationSettings = GenerationSettings(),
+        parts: list[str] | None = None,
         progress: Progress | None = None,
         cancel=None,
     ) -> torch.Tensor:
         """The avatar's frontal render redrawn by the portrait model towards latent z (SDEdit in 2D): a (3, S, S)
         portrait of the same avatar with the change, which `edit_planes` then lifts into 3D. `strength` as in
-        `edit_planes`; low keeps more of the render (its layout, the other features), high draws more of z."""
+        `edit_planes`; low keeps more of the render (its layout, the other features), high draws more of z.
+        With `parts` only the pixels where those parts show are redrawn (`part_mask`); every other pixel stays
+        the render's at every step (inpainting), so the portrait model cannot change what the edit keeps."""
         self._require_portrait_model()
         model = self.portrait_model
-        front = self.render(planes, (0.0,), size=model.config.size, refine=False)[0]
+        size = model.config.size
+        front = self.render(planes, (0.0,), size=size, refine=False)[0]
         x0 = model.fold(front.permute(2, 0, 1)[None].cpu())
+        keep = None
+        if parts:
+            inside = model.fold(self.part_mask(planes, parts, size).expand(1, 3, -1, -1).cpu())
+            inside = ((inside + 1) / 2).to(self.device)  # fold maps [0, 1] to [-1, 1]
+            known = x0.to(self.device)
+
+            def keep(estimate: torch.Tensor, t: int) -> torch.Tensor:
+                return inside * estimate + (1 - inside) * known
+
         gen = torch.Generator().manual_seed(_seed(seed, "portrait"))
-        start, x_t, steps = _renoise(self.portrait_schedule, x0, gen, strength, settings.steps)
+        start, x_t, steps = _renoise(self.portrait_schedule, x0, gen, strength, model.config.steps)
         x = sample_base(
             model.unet,
             self.portrait_schedule,
@@ -582,14 +592,32 @@ class AvatarPipeline:
             model.config.resolution,
             gen,
             model.config.guidance,
-            settings.sampler,
+            model.config.sampler,
             steps,
             _stage(progress, "portrait"),
             cancel,
             start=start,
             x_start=x_t.to(self.device),
+            correct=keep,
         )
         return model.unfold(x)[0].cpu()
+
+    @torch.no_grad()
+    def part_mask(self, planes: torch.Tensor, parts: list[str], size: int) -> torch.Tensor:
+        """(1, 1, size, size) in [0, 1]: where the named parts (rodin_core.regions) show in the avatar's frontal
+        view: the share of the visible surface's features a local edit replaces, composited along each ray. A
+        point one plane's edit reaches counts as wholly inside (x3): most parts are masked on two of the three
+        planes, and a pixel redrawn at 2/3 would be pulled back to the render at every step."""
+        batch = planes[:1].to(self.device).float()
+        resolution = planes.shape[-1]
+
+        def field(points, dirs):
+            sigma = self.decoder(sample_features(batch, points), dirs)[0]
+            inside = (3 * part_weights(parts, points, resolution)).clamp(0, 1)
+            return sigma, inside[..., None].expand(*inside.shape, 3)
+
+        cams = Cameras.orbit((0.0,), 0.0, size)
+        return render_field(field, cams, 0, background=(0.0, 0.0, 0.0))["rgb"][..., 0][None, None]
 
     @torch.no_grad()
     def edit(
@@ -611,21 +639,20 @@ class AvatarPipeline:
         With `local`, a prompt that names a part ("glasses", "hair", "beard", "shirt", ...) changes only that
         part (rodin_core.regions) and leaves the rest of the avatar exactly as it was; a prompt that names none,
         and any image edit, changes the whole avatar. Unless `settings.image_guidance` is 0 an image edit is also
-        pulled towards its image. A prompt edit is pulled towards the avatar's own front redrawn with the change
-        by the portrait model only when `portrait_strength` is given (`edit_portrait`, e.g. 0.6): on 12 avatars
-        per edit that did not raise edit success (docs/results.md), costs the guidance's time, and unlike the
-        latent code alone does not give the avatar back exactly for its own latent."""
+        pulled towards its image. A prompt edit is pulled towards the avatar's own front with the change redrawn
+        by the portrait model only when `portrait_strength` is given (`edit_portrait`, e.g. 1.0; only the named
+        part's pixels are redrawn): on 8 avatars per edit that did not raise edit success (docs/results.md),
+        it costs the guidance's time, and unlike the latent code alone it does not give the avatar back exactly
+        for its own latent."""
         z_new, unknown = self.edit_latent(z, text=text, image=image)
+        parts = parts_named(text) if (local and text and image is None) else []
         target = None
         if settings.image_guidance > 0:
             if image is not None:
                 target = self.portrait(image)
             elif text is not None and portrait_strength is not None and self.portrait_model is not None:
-                target = self.edit_portrait(
-                    planes, z_new, seed, portrait_strength, settings, progress, cancel
-                )
+                target = self.edit_portrait(planes, z_new, seed, portrait_strength, parts, progress, cancel)
         edited = self.edit_planes(planes, z_new, seed, strength, settings, progress, cancel, target)
-        parts = parts_named(text) if (local and text and image is None) else []
         return EditResult(blend_region(planes.cpu(), edited.cpu(), parts), z_new, unknown, parts, target)
 
     @torch.no_grad()

@@ -9,7 +9,7 @@ import torch
 
 from .cameras import Cameras
 from .decoder import TriplaneDecoder
-from .rendering import SamplingConfig, render_rays
+from .rendering import FieldFn, SamplingConfig, render_rays
 from .triplane import sample_features
 
 PREVIEW_SAMPLING = SamplingConfig(uniform=48, importance=48)
@@ -26,17 +26,30 @@ def render_image(
     chunk: int = 4096,
 ) -> dict[str, torch.Tensor]:
     """One view of one tri-plane (3, C, R, R): {"rgb": (H, W, 3), "alpha": (H, W)}."""
+    batch = planes[None].float()
+
+    def field_fn(points, ray_dirs):
+        return decoder(sample_features(batch, points), ray_dirs)
+
+    return render_field(field_fn, cameras, view, sampling, background, chunk)
+
+
+@torch.no_grad()
+def render_field(
+    field_fn: FieldFn,
+    cameras: Cameras,
+    view: int,
+    sampling: SamplingConfig = PREVIEW_SAMPLING,
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    chunk: int = 4096,
+) -> dict[str, torch.Tensor]:
+    """One view of one scene's field_fn(points, dirs) -> (sigma, rgb), in chunks of rays: {"rgb", "alpha"}."""
     h, w = cameras.height, cameras.width
     bg = torch.tensor(background, dtype=torch.float32)
-    batch = planes[None].float()
     colours, alphas = [], []
     for start in range(0, h * w, chunk):
         pixel = torch.arange(start, min(start + chunk, h * w))
         o, d, _ = cameras.rays(torch.full_like(pixel, view), pixel)
-
-        def field_fn(points, ray_dirs):
-            return decoder(sample_features(batch, points), ray_dirs)
-
         out = render_rays(field_fn, o[None], d[None], sampling, bg, jitter=False)
         colours.append(out["rgb"][0])
         alphas.append(out["alpha"][0])

@@ -82,16 +82,25 @@ def sample_portraits(
     z: torch.Tensor,
     generator: torch.Generator,
     guidance: float | None = None,
-    sampler: str = "dpmpp_2m",
-    steps: int = 20,
+    sampler: str | None = None,
+    steps: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
 ) -> torch.Tensor:
-    """Frontal portraits (B, 3, S, S) in [0, 1] of the avatars latent codes z (B, z_dim) describe; `guidance`
-    defaults to the model's own."""
-    scale = model.config.guidance if guidance is None else guidance
+    """Frontal portraits (B, 3, S, S) in [0, 1] of the avatars latent codes z (B, z_dim) describe; `guidance`,
+    `sampler` and `steps` default to the model's own (PortraitConfig)."""
+    cfg = model.config
     x = sample_base(
-        model.unet, schedule, z, model.config.resolution, generator, scale, sampler, steps, progress, cancel
+        model.unet,
+        schedule,
+        z,
+        cfg.resolution,
+        generator,
+        cfg.guidance if guidance is None else guidance,
+        cfg.sampler if sampler is None else sampler,
+        cfg.steps if steps is None else steps,
+        progress,
+        cancel,
     )
     return model.unfold(x)
 

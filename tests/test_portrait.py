@@ -44,7 +44,14 @@ def test_fold_is_exactly_undone_and_bad_portraits_are_explained():
         PortraitConfig(size=8, fold=2, unet=UNetConfig(channels=3, planes=1)).validate()
     with pytest.raises(ValueError, match="planes must be 1"):
         PortraitConfig(unet=UNetConfig(channels=12)).validate()
+    with pytest.raises(ValueError, match="unknown portrait sampler 'euler'"):
+        PortraitConfig(sampler="euler").validate()
+    with pytest.raises(ValueError, match="at least 1 sampler step"):
+        PortraitConfig(steps=0).validate()
     assert PortraitConfig.from_dict(TINY.to_dict()) == TINY
+    # Bundles written before the model chose its own sampler load with today's defaults.
+    older = {k: v for k, v in TINY.to_dict().items() if k not in ("sampler", "steps")}
+    assert PortraitConfig.from_dict(older) == TINY
 
 
 def test_a_trained_portrait_model_draws_what_its_code_says():
@@ -70,8 +77,9 @@ def test_a_trained_portrait_model_draws_what_its_code_says():
         loss.backward()
         optim.step()
     model.eval()
-    for guidance in (1.0, 3.0):
-        drawn = sample_portraits(model, schedule, codes, torch.Generator().manual_seed(1), guidance, steps=10)
+    for guidance, sampler in ((1.0, "ddpm"), (3.0, "ddpm"), (3.0, "dpmpp_2m")):
+        gen = torch.Generator().manual_seed(1)
+        drawn = sample_portraits(model, schedule, codes, gen, guidance, sampler, steps=10)
         assert drawn.shape == (2, 3, 8, 8) and 0 <= drawn.min() and drawn.max() <= 1
         error = (drawn[:, None] - portraits[None]).abs().mean(dim=(2, 3, 4))  # (drawn, portrait)
         assert error[0, 0] < 0.5 * error[0, 1] and error[1, 1] < 0.5 * error[1, 0], error
@@ -89,9 +97,7 @@ def test_a_prompt_is_steered_by_the_portrait_drawn_for_it(pipe):
     assert avatar.metadata["portrait"] == "drawn" and avatar.portrait.shape == (3, 16, 16)
     assert torch.equal(
         avatar.portrait,
-        pipe.draw_portrait(
-            5, pipe.encode_text("a young man with round glasses")[0], GenerationSettings(steps=3)
-        ),
+        pipe.draw_portrait(5, pipe.encode_text("a young man with round glasses")[0]),
     )
     z, portrait, unknown = pipe.text_conditioning(
         5, "a young man with round glasses", GenerationSettings(steps=3)
@@ -121,17 +127,17 @@ def test_a_prompt_edit_is_pulled_towards_the_avatars_front_redrawn_with_the_chan
     planes = pipe.sample_planes(3, z, settings)
     front = pipe.render(planes, (0.0,), size=16, refine=False)[0].permute(2, 0, 1)
     # A light redraw keeps the avatar's own front; a full one draws the prompt's portrait from scratch.
-    light = pipe.edit_portrait(planes, z, 3, 0.05, settings)
-    full = pipe.edit_portrait(planes, z, 3, 1.0, settings)
+    light = pipe.edit_portrait(planes, z, 3, 0.05)
+    full = pipe.edit_portrait(planes, z, 3, 1.0)
     assert light.shape == full.shape == (3, 16, 16)
     assert (light - front).abs().mean() < 0.5 * (full - front).abs().mean()
     with pytest.raises(ValueError, match=r"strength must be in \(0, 1\]"):
-        pipe.edit_portrait(planes, z, 3, 0.0, settings)
+        pipe.edit_portrait(planes, z, 3, 0.0)
 
     edit = pipe.edit(planes, z, 3, text="add round glasses", settings=settings, portrait_strength=0.6)
     assert edit.portrait.shape == (3, 16, 16) and edit.parts == ["eyes"]
     z_new = pipe.edit_latent(z, text="add round glasses")[0]
-    assert torch.equal(edit.portrait, pipe.edit_portrait(planes, z_new, 3, 0.6, settings))
+    assert torch.equal(edit.portrait, pipe.edit_portrait(planes, z_new, 3, 0.6, ["eyes"]))
     # Without image guidance the edit is the latent code's alone, as before there was a portrait model; so is a
     # prompt edit by default (no portrait_strength), image guidance or not.
     plain = pipe.edit(
@@ -140,3 +146,19 @@ def test_a_prompt_edit_is_pulled_towards_the_avatars_front_redrawn_with_the_chan
     assert plain.portrait is None and not torch.equal(plain.planes, edit.planes)
     default = pipe.edit(planes, z, 3, text="add round glasses", settings=settings)
     assert default.portrait is None and torch.equal(default.planes, plain.planes)
+
+
+def test_a_local_redraw_changes_only_the_pixels_where_its_part_shows(pipe):
+    z = pipe.latent(4)
+    planes = pipe.sample_planes(4, z, GenerationSettings(steps=3))
+    front = pipe.render(planes, (0.0,), size=16, refine=False)[0].permute(2, 0, 1)
+    hair = pipe.part_mask(planes, ["hair"], 16)[0, 0]
+    torso = pipe.part_mask(planes, ["torso"], 16)[0, 0]
+    assert hair.shape == torso.shape == (16, 16) and 0 <= hair.min() and hair.max() <= 1
+    # The scalp shows at the top of the frontal view, the shirt at the bottom (rows run downwards).
+    assert hair[:6].mean() > 0.3 > hair[10:].mean() and torso[12:].mean() > 0.3 > torso[:8].mean()
+    redrawn = pipe.edit_portrait(planes, pipe.edit_latent(z, text="make the hair blond")[0], 4, 1.0, ["hair"])
+    # Each pixel moves at most as far as the mask lets it (exactly kept where the part does not show at all).
+    assert ((redrawn - front).abs() <= 2 * hair + 1e-5).all()
+    moved = (redrawn - front).abs().mean(dim=0)
+    assert (hair == 0).sum() > 20 and moved[hair > 0.5 * hair.max()].mean() > 5 * moved[hair < 0.01].mean()

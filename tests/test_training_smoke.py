@@ -299,6 +299,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert text_report["settings"]["portrait_model"] and text_report["text_latent_only"]["prompts"] == 3
     assert 0.0 <= text_report["text"]["portraits"]["agreement_mean"] <= 1.0
     assert set(text_report["reworded"]) == {"words", "sentence"}
+    # Success counting only the families the classifier can read never falls below the strict success.
+    assert set(text_report["readable_families"]) <= set(
+        text_report["classifier_accuracy_on_real_frontal_views"]
+    )
+    for e in text_report["edits"].values():
+        assert e["cases"] == 0 or e["success"] <= e["success_readable"] <= e["shows_new_value"]
     for v in text_report["reworded"].values():
         assert 0.0 <= v["retrieval_reworded"]["top1"] <= v["retrieval_reworded"]["top5"] <= 1.0
         assert 0.0 <= v["reworded_agreement"]["agreement_mean"] <= 1.0

@@ -58,6 +58,16 @@ EDITS = (
     ("make the hair red", "hair_color", lambda v: v == "red", lambda a: _has_hair(a, "red")),
 )
 
+# A family the classifier reads right on fewer than this share of real held-out views (every view of the 16
+# avatars) is one it cannot read: its reading flips on near-identical renders (eye colour and eyebrows read at
+# chance). The secondary numbers leave such families out; the headline numbers keep every family.
+READABLE = 0.6
+
+
+def readable_families(cls_meta: dict) -> list[str]:
+    """The families the classifier reads on at least READABLE of the real held-out views."""
+    return [f for f, acc in cls_meta["holdout_all_views_accuracy"].items() if acc >= READABLE]
+
 
 def _has_hair(a: dict, colour: str) -> bool:
     """Hair that can be recoloured: not bald, and not already the colour."""
@@ -188,7 +198,11 @@ def edit_success(
     local: bool,
     settings,
     portrait_strength: float | None = None,
+    readable: list[str] | None = None,
 ) -> tuple[dict, list]:
+    """Per edit prompt: how often the avatars show the asked value, keep the other families, and both (success);
+    `readable`: the families counted by the secondary success (readable_families; default all)."""
+    readable = list(FAMILIES) if readable is None else readable
     results, pairs = {}, []
     if count == 0:  # --edits 0: not measured
         return results, pairs
@@ -220,7 +234,7 @@ def edit_success(
             # classifier's instability on near-identical renders), not the prompt's.
             own = None
             if edit.portrait is not None:
-                own = pipe.edit_portrait(planes, z, seed, portrait_strength, settings)
+                own = pipe.edit_portrait(planes, z, seed, portrait_strength, edit.parts)
             null = blend_region(
                 planes, pipe.edit_planes(planes, z, seed, strength, settings, image=own), edit.parts
             )
@@ -250,6 +264,9 @@ def edit_success(
                 np.mean([1 - len(c["null_changed"]) / (len(FAMILIES) - 1) for c in cases])
             ),
             "success": float(np.mean([c["shows"] and len(c["changed"]) <= 1 for c in cases])),
+            "success_readable": float(
+                np.mean([c["shows"] and len([f for f in c["changed"] if f in readable]) <= 1 for c in cases])
+            ),
             "changed_families": sorted({f for c in cases for f in c["changed"]}),
         }
         print(f"  edit {prompt!r}: {results[prompt]}", flush=True)
@@ -269,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "--portrait-strength",
         type=float,
         help="pull prompt edits towards the avatar's front redrawn by the portrait model at this strength, e.g. "
-        "0.6 (AvatarPipeline.edit's portrait_strength; default: the latent code alone, as the pipeline edits)",
+        "1.0, only the named part redrawn (AvatarPipeline.edit's portrait_strength; default: the latent code alone, as the pipeline edits)",
     )
     p.add_argument(
         "--whole",
@@ -318,8 +335,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"latent code only: {latent_only['agreement_mean']:.3f}", flush=True)
     rewording = reworded(pipe, classifier, prompts, settings, chance, data)
+    readable = readable_families(cls_meta)
     edits, pairs = edit_success(
-        pipe, classifier, args.edits, args.strength, not args.whole, settings, args.portrait_strength
+        pipe,
+        classifier,
+        args.edits,
+        args.strength,
+        not args.whole,
+        settings,
+        args.portrait_strength,
+        readable,
     )
 
     # Each hand-written prompt's avatar, after the portrait drawn for it where there is one.
@@ -358,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             "portrait_model": pipe.portrait_model is not None,
         },
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
+        "readable_families": readable,
         "text": text,
         "text_latent_only": latent_only,
         "reworded": rewording,
@@ -383,6 +409,15 @@ def markdown(report: dict) -> str:
         f"**Mean agreement {t['agreement_mean']:.1%}** (chance {t['chance_mean']:.1%}).",
         "",
     ]
+    readable = report.get("readable_families")
+    if readable:
+        mean = np.mean([v["agreement"] for f, v in t["per_family"].items() if f in readable])
+        lines += [
+            f"Over the families the classifier can read (right on at least {READABLE:.0%} of real held-out views: "
+            f"{len(readable)} of {len(FAMILIES)}, all but {', '.join(f for f in FAMILIES if f not in readable)}): "
+            f"{mean:.1%}.",
+            "",
+        ]
     latent, drawn = report.get("text_latent_only"), t.get("portraits")
     if latent and drawn:  # prompts went through drawn portraits: what they add, and what they showed
         lines += [
@@ -446,20 +481,22 @@ def markdown(report: dict) -> str:
             else ""
         )
         + "): success = the asked value is read after the edit and at most one other family reads differently "
-        "than before. Null edit: the same re-noising with the avatar's own latent, the control for what SDEdit "
-        "and the classifier change without any prompt.",
+        "than before; success, readable: the same, counting only the families the classifier can read (above). "
+        "Null edit: the same re-noising with the avatar's own latent, the control for what SDEdit and the "
+        "classifier change without any prompt.",
         "",
         "| edit | part | avatars | shows new value | other families kept (mean) | kept by the null edit | "
-        "success | families that changed |",
-        "|---|---|---|---|---|---|---|---|",
+        "success | success, readable | families that changed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for prompt, e in report["edits"].items():
         if not e["cases"]:
-            lines.append(f"| {prompt} | - | 0 | - | - | - | - | {e['note']} |")
+            lines.append(f"| {prompt} | - | 0 | - | - | - | - | - | {e['note']} |")
             continue
         lines.append(
             f"| {prompt} | {', '.join(e.get('parts', [])) or 'whole'} | {e['cases']} | {e['shows_new_value']:.0%} | {e['others_kept_mean']:.0%} | "
-            f"{e['others_kept_by_null_edit']:.0%} | {e['success']:.0%} | {', '.join(e['changed_families']) or '-'} |"
+            f"{e['others_kept_by_null_edit']:.0%} | {e['success']:.0%} | {e['success_readable']:.0%} | "
+            f"{', '.join(e['changed_families']) or '-'} |"
         )
     return "\n".join(lines) + "\n"
 
