@@ -96,9 +96,8 @@ def _generate(args: argparse.Namespace) -> int:
         preview = out / f"{name}_preview.png"
         Image.fromarray(grid(views, columns=4)).save(preview)
         written = [*paths, preview]
-        if (
-            avatar.metadata.get("portrait") == "drawn"
-        ):  # what the prompt was read as, before the 3D model drew it
+        # What the prompt was read as, before the 3D model drew it.
+        if avatar.metadata.get("portrait") == "drawn":
             written.append(out / f"{name}_portrait.png")
             Image.fromarray(image_to_uint8(avatar.portrait.permute(1, 2, 0))).save(written[-1])
         print(

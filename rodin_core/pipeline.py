@@ -33,7 +33,7 @@ from .portrait import PortraitConfig, PortraitModel
 from .preview import render_field, render_image
 from .prior import LatentPrior, PriorConfig
 from .refiner import ImageRefiner, RefinerConfig
-from .regions import blend_region, part_weights, parts_named
+from .regions import blend_region, parts_named, region_masks
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_portraits, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
@@ -576,8 +576,8 @@ class AvatarPipeline:
         x0 = model.fold(front.permute(2, 0, 1)[None].cpu())
         keep = None
         if parts:
-            inside = model.fold(self.part_mask(planes, parts, size).expand(1, 3, -1, -1).cpu())
-            inside = ((inside + 1) / 2).to(self.device)  # fold maps [0, 1] to [-1, 1]
+            mask = self.part_mask(planes, parts, size).expand(1, 3, -1, -1)
+            inside = torch.nn.functional.pixel_unshuffle(mask, model.config.fold).to(self.device)
             known = x0.to(self.device)
 
             def keep(estimate: torch.Tensor, t: int) -> torch.Tensor:
@@ -609,11 +609,12 @@ class AvatarPipeline:
         point one plane's edit reaches counts as wholly inside (x3): most parts are masked on two of the three
         planes, and a pixel redrawn at 2/3 would be pulled back to the render at every step."""
         batch = planes[:1].to(self.device).float()
-        resolution = planes.shape[-1]
+        # The part's masks as a one-channel tri-plane: sampled like features, they give each point's edited share.
+        masks = region_masks(parts, planes.shape[-1]).to(batch)[None, :, None]
 
         def field(points, dirs):
             sigma = self.decoder(sample_features(batch, points), dirs)[0]
-            inside = (3 * part_weights(parts, points, resolution)).clamp(0, 1)
+            inside = (3 * sample_features(masks, points)[..., 0]).clamp(0, 1)
             return sigma, inside[..., None].expand(*inside.shape, 3)
 
         cams = Cameras.orbit((0.0,), 0.0, size)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .text import words
-from .triplane import PLANE_NAMES, sample_features
+from .triplane import PLANE_NAMES
 
 # (u_lo, u_hi, v_lo, v_hi) boxes per plane, None = open; a plane's mask is the union of its boxes.
 Box = tuple[float | None, float | None, float | None, float | None]
@@ -87,13 +87,6 @@ def region_masks(parts: list[str], resolution: int) -> torch.Tensor:
             for box in REGIONS[part].get(name, []):
                 masks[k] = torch.maximum(masks[k], _box(u, v, box))
     return masks
-
-
-def part_weights(parts: list[str], points: torch.Tensor, resolution: int) -> torch.Tensor:
-    """(B, N): the share of each point's features (B, N, 3 points) that an edit of the named parts replaces at
-    plane resolution `resolution` (0: kept exactly; 2/3: two of its three planes edited; 1: all three)."""
-    masks = region_masks(parts, resolution).to(points)[None, :, None]
-    return sample_features(masks.expand(points.shape[0], -1, -1, -1, -1), points)[..., 0]
 
 
 def blend_region(original: torch.Tensor, edited: torch.Tensor, parts: list[str]) -> torch.Tensor:
