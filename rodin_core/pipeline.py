@@ -156,6 +156,13 @@ class AvatarPipeline:
         self.portrait_model = None
         if config.get("portrait"):
             portrait = PortraitConfig.from_dict(config["portrait"]["config"])
+            vocab_size = len(self.vocab) if self.vocab is not None else 0
+            if portrait.vocab_size and portrait.vocab_size != vocab_size:
+                raise ValueError(
+                    f"{source}: the portrait model reads words by a vocabulary of {portrait.vocab_size} tokens, "
+                    f"the bundle's word encoder has {vocab_size}; export the portrait model trained with this "
+                    "bundle's text encoder"
+                )
             self.portrait_model = PortraitModel(portrait)
             load_module(self.portrait_model, tensors, "portrait", source)
             self.portrait_schedule = NoiseSchedule(portrait.schedule)
@@ -285,9 +292,11 @@ class AvatarPipeline:
         z: torch.Tensor,
         progress: Progress | None = None,
         cancel=None,
+        text: str | None = None,
     ) -> torch.Tensor:
         """The (3, S, S) frontal portrait the portrait model draws for text latent code z (1, z_dim), with the
-        model's own sampler, steps and guidance (PortraitConfig), not the base model's settings."""
+        model's own sampler, steps and guidance (PortraitConfig), not the base model's settings. `text`: the
+        prompt z was read from, whose words a portrait model with a word path reads too."""
         self._require_portrait_model()
         gen = torch.Generator().manual_seed(_seed(seed, "portrait"))
         portraits = sample_portraits(
@@ -297,8 +306,17 @@ class AvatarPipeline:
             gen,
             progress=_stage(progress, "portrait"),
             cancel=cancel,
+            ids=self.portrait_words(text),
         )
         return portraits[0].cpu()
+
+    def portrait_words(self, text: str | None) -> torch.Tensor | None:
+        """Token ids (1, L) of a prompt for the portrait model's word path; None without a word path or a prompt,
+        and for a prompt the sentence model reads (words outside the vocabulary, which the path never saw)."""
+        model = self.portrait_model
+        if text is None or model is None or model.words is None or self.text_model_for(text) != "words":
+            return None
+        return batch_ids(self.vocab, [text], model.config.text.max_len)[0]
 
     def _require_portrait_model(self) -> None:
         if self.portrait_model is None:
@@ -317,7 +335,7 @@ class AvatarPipeline:
         z, unknown = self.encode_text(text)
         portrait = None
         if self.portrait_model is not None and settings.image_guidance > 0:
-            portrait = self.draw_portrait(seed, z, progress, cancel)
+            portrait = self.draw_portrait(seed, z, progress, cancel, text)
         return z, portrait, unknown
 
     # ------------------------------------------------------------------ tri-planes

@@ -86,14 +86,17 @@ def sample_portraits(
     steps: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
+    ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Frontal portraits (B, 3, S, S) in [0, 1] of the avatars latent codes z (B, z_dim) describe; `guidance`,
-    `sampler` and `steps` default to the model's own (PortraitConfig)."""
+    """Frontal portraits (B, 3, S, S) in [0, 1] of the avatars latent codes z (B, z_dim) describe, and token ids
+    (B, L) of the prompts where the model has a word path (PortraitModel.condition); `guidance`, `sampler` and
+    `steps` default to the model's own (PortraitConfig)."""
     cfg = model.config
     x = sample_base(
         model.unet,
         schedule,
-        z,
+        # The words do not depend on the sample: read once, the whole code is guided like a latent code.
+        model.condition(z, ids),
         cfg.resolution,
         generator,
         cfg.guidance if guidance is None else guidance,

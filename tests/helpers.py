@@ -12,6 +12,7 @@ from rodin_core.encoder import EncoderConfig, ImageEncoder
 from rodin_core.io_utils import prefixed
 from rodin_core.prior import LatentPrior, PriorConfig
 from rodin_core.schedule import ScheduleConfig
+from rodin_core.text import TextConfig, TextEncoder, Vocabulary
 from rodin_core.unet import TriplaneUNet, UNetConfig
 
 SMALL_UNET = UNetConfig(channels=8, base=16, mults=(1, 2), z_dim=16, groups=4)
@@ -36,8 +37,11 @@ def random_bundle(
     threshold: float = 10.0,
     with_sentence: bool = False,
     with_portrait: bool = False,
+    portrait_words: bool = False,
 ) -> Path:
     """An untrained but complete bundle (right structure, random weights)."""
+    if portrait_words and not with_text:
+        raise ValueError("a portrait model's word path reads the word encoder's vocabulary: pass with_text")
     torch.manual_seed(0)
     decoder = DecoderConfig()
     tensors = prefixed(TriplaneDecoder(decoder).state_dict(), "decoder")
@@ -71,8 +75,6 @@ def random_bundle(
             "residual": True,
         }
     if with_text:
-        from rodin_core.text import TextConfig, TextEncoder, Vocabulary
-
         vocab = Vocabulary.build(
             ["a young man with short red hair and round glasses", "a woman wearing a cap"]
         )
@@ -91,7 +93,10 @@ def random_bundle(
         from rodin_core.portrait import PortraitConfig, PortraitModel
 
         portrait = PortraitConfig(
-            size=16, unet=UNetConfig(channels=12, base=8, mults=(1, 2), z_dim=16, groups=4, planes=1)
+            size=16,
+            unet=UNetConfig(channels=12, base=8, mults=(1, 2), z_dim=16, groups=4, planes=1),
+            vocab_size=len(vocab) if portrait_words else 0,
+            text=text_cfg if portrait_words else TextConfig(),
         )
         model = PortraitModel(portrait)
         model.unet = untrained_unet(portrait.unet)

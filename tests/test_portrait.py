@@ -1,20 +1,27 @@
 """The portrait model (text latent -> frontal portrait): the image UNet, the fold, training on its codes, and
 the pipeline's text path through a drawn portrait."""
 
+import dataclasses
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 from helpers import random_bundle
 
+from rodin_core.io_utils import prefixed, save_tensors_atomic
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.portrait import PortraitConfig, PortraitModel
 from rodin_core.sampling import sample_portraits
 from rodin_core.schedule import NoiseSchedule
+from rodin_core.text import PAD, TextConfig, TextEncoder
 from rodin_core.unet import TriplaneUNet, UNetConfig
+from training.train_portrait import init_from
 
 TINY = PortraitConfig(
     size=8, unet=UNetConfig(channels=12, base=16, mults=(1, 2), z_dim=4, groups=4, planes=1)
 )
+WORDY = dataclasses.replace(TINY, vocab_size=8, text=TextConfig(z_dim=4, width=16, layers=1, heads=2))
 
 
 def test_the_unet_works_on_plain_images_and_tri_planes_keep_their_layers():
@@ -54,40 +61,102 @@ def test_fold_is_exactly_undone_and_bad_portraits_are_explained():
     assert PortraitConfig.from_dict(older) == TINY
 
 
-def test_a_trained_portrait_model_draws_what_its_code_says():
-    """Two codes, two portraits (red above / blue below, and the reverse): after a short training run each
-    code's samples must look like its own portrait, with and without guidance."""
-    torch.manual_seed(0)
-    model = PortraitModel(TINY)
-    schedule = NoiseSchedule(TINY.schedule)
+def two_portraits() -> torch.Tensor:
+    """Red above / blue below, and the reverse."""
     top_red = torch.zeros(3, 8, 8)
     top_red[0, :4], top_red[2, 4:] = 1.0, 1.0
-    portraits = torch.stack([top_red, top_red.flip(1)])
-    codes = torch.eye(4)[:2] * 2
-    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    return torch.stack([top_red, top_red.flip(1)])
+
+
+def train_toy(model: PortraitModel, portraits, codes, ids=None) -> NoiseSchedule:
+    """A short training run of `model` on the portraits, each with its code (and token ids); 20 % unconditional."""
+    schedule = NoiseSchedule(model.config.schedule)
+    optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     for _ in range(300):
-        idx = torch.randint(2, (16,))
+        idx = torch.randint(len(portraits), (16,))
         x0 = model.fold(portraits[idx])
         t = torch.randint(schedule.num_steps, (16,))
         noise = torch.randn_like(x0)
-        keep = (torch.rand(16) > 0.2).float()[:, None]
-        pred = model(schedule.add_noise(x0, noise, t).float(), t, codes[idx] * keep)
+        keep = (torch.rand(16) > 0.2)[:, None]
+        words = None if ids is None else ids[idx] * keep
+        pred = model(schedule.add_noise(x0, noise, t).float(), t, codes[idx] * keep, words)
         loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
         optim.zero_grad()
         loss.backward()
         optim.step()
     model.eval()
+    return schedule
+
+
+def assert_each_draws_its_own(drawn: torch.Tensor, portraits: torch.Tensor) -> None:
+    assert drawn.shape == (2, 3, 8, 8) and 0 <= drawn.min() and drawn.max() <= 1
+    error = (drawn[:, None] - portraits[None]).abs().mean(dim=(2, 3, 4))  # (drawn, portrait)
+    assert error[0, 0] < 0.5 * error[0, 1] and error[1, 1] < 0.5 * error[1, 0], error
+
+
+def test_a_trained_portrait_model_draws_what_its_code_says():
+    """Two codes, two portraits: after a short training run each code's samples must look like its own
+    portrait, with and without guidance."""
+    torch.manual_seed(0)
+    model, portraits, codes = PortraitModel(TINY), two_portraits(), torch.eye(4)[:2] * 2
+    schedule = train_toy(model, portraits, codes)
     for guidance, sampler in ((1.0, "ddpm"), (3.0, "ddpm"), (3.0, "dpmpp_2m")):
         gen = torch.Generator().manual_seed(1)
-        drawn = sample_portraits(model, schedule, codes, gen, guidance, sampler, steps=10)
-        assert drawn.shape == (2, 3, 8, 8) and 0 <= drawn.min() and drawn.max() <= 1
-        error = (drawn[:, None] - portraits[None]).abs().mean(dim=(2, 3, 4))  # (drawn, portrait)
-        assert error[0, 0] < 0.5 * error[0, 1] and error[1, 1] < 0.5 * error[1, 0], error
+        assert_each_draws_its_own(
+            sample_portraits(model, schedule, codes, gen, guidance, sampler, 10), portraits
+        )
+
+
+def test_a_word_path_starts_as_the_word_encoder_and_a_row_without_words_keeps_its_code(tmp_path):
+    plain = PortraitModel(TINY)
+    save_tensors_atomic(tmp_path / "portrait.safetensors", prefixed(plain.state_dict(), "portrait"))
+    wordy = PortraitModel(WORDY)
+    init_from(wordy, tmp_path)  # a model trained without words gains a word path
+    encoder = TextEncoder(WORDY.text, WORDY.vocab_size)
+    wordy.words.load_state_dict(encoder.state_dict())  # as training starts it
+    ids = torch.tensor([[2, 5, 7], [3, 0, 0], [0, 0, 0]])
+    z = torch.cat([encoder(ids[:2]), torch.randn(1, 4)])  # the last code read by another encoder
+    x, t = torch.randn(3, 12, 4, 4), torch.tensor([5, 300, 900])
+    # It first reads exactly the codes it replaces: the model draws what it drew before.
+    assert torch.allclose(wordy.condition(z, ids), z, atol=1e-6)
+    assert torch.allclose(wordy(x, t, z, ids), plain(x, t, z), atol=1e-5)
+    torch.nn.init.normal_(wordy.words.head.weight)  # trained on
+    code = wordy.condition(z, ids)
+    assert torch.isfinite(code).all() and not torch.allclose(code[:2], z[:2], atol=1e-3)
+    # No words (the sentence model's prompts, classifier-free guidance's empty branch): the code itself.
+    assert torch.equal(code[2], z[2]) and torch.equal(wordy.condition(z, None), z)
+    assert torch.equal(wordy.condition(torch.zeros(2, 4), torch.full((2, 3), PAD)), torch.zeros(2, 4))
+
+    assert PortraitConfig.from_dict(WORDY.to_dict()) == WORDY
+    with pytest.raises(ValueError, match="word path's codes"):
+        dataclasses.replace(WORDY, text=TextConfig(z_dim=8)).validate()
+    with pytest.raises(SystemExit, match="no portrait.safetensors"):
+        init_from(wordy, tmp_path / "elsewhere")
+    save_tensors_atomic(
+        tmp_path / "x" / "portrait.safetensors", prefixed(plain.unet.state_dict(), "portrait")
+    )
+    with pytest.raises(SystemExit, match="not a portrait model of this shape"):
+        init_from(PortraitModel(TINY), tmp_path / "x")
+
+
+def test_the_word_path_learns_what_the_latent_code_does_not_say():
+    """One latent code for two portraits that only the prompts' words tell apart: the word path must learn to
+    draw each prompt's own portrait."""
+    torch.manual_seed(0)
+    model, portraits = PortraitModel(WORDY), two_portraits()
+    codes, ids = torch.ones(2, 4), torch.tensor([[2, 4], [3, 4]])
+    schedule = train_toy(model, portraits, codes, ids)
+    gen = torch.Generator().manual_seed(1)
+    assert_each_draws_its_own(
+        sample_portraits(model, schedule, codes, gen, 3.0, "ddpm", 10, ids=ids), portraits
+    )
 
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
-    path = random_bundle(tmp_path_factory.mktemp("p") / "m.json", with_text=True, with_portrait=True)
+    path = random_bundle(
+        tmp_path_factory.mktemp("p") / "m.json", with_text=True, with_portrait=True, portrait_words=True
+    )
     return AvatarPipeline.from_bundle(path)
 
 
@@ -95,10 +164,11 @@ def test_a_prompt_is_steered_by_the_portrait_drawn_for_it(pipe):
     settings = dict(steps=3, mesh_resolution=32, texture_size=64, max_faces=None, threshold=0.05)
     avatar = pipe.generate(seed=5, text="a young man with round glasses", **settings)
     assert avatar.metadata["portrait"] == "drawn" and avatar.portrait.shape == (3, 16, 16)
-    assert torch.equal(
-        avatar.portrait,
-        pipe.draw_portrait(5, pipe.encode_text("a young man with round glasses")[0]),
-    )
+    z = pipe.encode_text("a young man with round glasses")[0]
+    assert torch.equal(avatar.portrait, pipe.draw_portrait(5, z, text="a young man with round glasses"))
+    # The portrait model reads the prompt's words besides its latent code.
+    assert pipe.portrait_words("a young man with round glasses").shape == (1, 6)
+    assert not torch.equal(avatar.portrait, pipe.draw_portrait(5, z))
     z, portrait, unknown = pipe.text_conditioning(
         5, "a young man with round glasses", GenerationSettings(steps=3)
     )
@@ -116,6 +186,7 @@ def test_a_prompt_is_steered_by_the_portrait_drawn_for_it(pipe):
 
 def test_without_a_portrait_model_text_goes_through_the_latent_alone(tmp_path):
     plain = AvatarPipeline.from_bundle(random_bundle(tmp_path / "m.json", with_text=True))
+    assert plain.portrait_words("a woman wearing a cap") is None
     assert plain.text_conditioning(1, "a woman wearing a cap", GenerationSettings(steps=2))[1] is None
     with pytest.raises(ValueError, match="no portrait model.*--portrait"):
         plain.draw_portrait(1, torch.zeros(1, 16))
@@ -162,3 +233,12 @@ def test_a_local_redraw_changes_only_the_pixels_where_its_part_shows(pipe):
     assert ((redrawn - front).abs() <= 2 * hair + 1e-5).all()
     moved = (redrawn - front).abs().mean(dim=0)
     assert (hair == 0).sum() > 20 and moved[hair > 0.5 * hair.max()].mean() > 5 * moved[hair < 0.01].mean()
+
+
+def test_a_portrait_model_that_reads_another_vocabulary_is_refused(tmp_path):
+    path = random_bundle(tmp_path / "m.json", with_text=True, with_portrait=True, portrait_words=True)
+    config = json.loads(path.read_text())
+    config["portrait"]["config"]["vocab_size"] += 1
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="vocabulary of .* tokens, the bundle's word encoder has"):
+        AvatarPipeline.from_bundle(path)

@@ -166,15 +166,17 @@ def test_the_portrait_model_draws_what_a_prompt_names():
     pipe = AvatarPipeline.from_bundle()
     assert pipe.portrait_model is not None
     for colour, channel in (("red", 0), ("green", 1), ("blue", 2)):
-        z = pipe.encode_text(f"a man wearing a {colour} t-shirt")[0]
+        prompt = f"a man wearing a {colour} t-shirt"
+        z = pipe.encode_text(prompt)[0]
         for seed in range(3):
-            shirt = pipe.draw_portrait(seed, z)[:, SHIRT[0], SHIRT[1]].mean(dim=(1, 2))
+            shirt = pipe.draw_portrait(seed, z, text=prompt)[:, SHIRT[0], SHIRT[1]].mean(dim=(1, 2))
             others = [shirt[c] for c in range(3) if c != channel]
             assert shirt[channel] > max(others) + 0.15, (colour, seed, shirt)
 
     def hair(prompt: str) -> np.ndarray:
         z = pipe.encode_text(prompt)[0]
-        return np.array([float(pipe.draw_portrait(s, z)[:, HAIR[0], HAIR[1]].mean()) for s in range(4)])
+        drawn = [pipe.draw_portrait(s, z, text=prompt)[:, HAIR[0], HAIR[1]] for s in range(4)]
+        return np.array([float(d.mean()) for d in drawn])
 
     # Seed by seed; a seed may draw a hat over the hair (the prompts name none), so 3 of 4 must show it.
     gap = hair("a woman with long blond hair") - hair("a woman with long black hair")

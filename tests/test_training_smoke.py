@@ -171,6 +171,20 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert json.loads((portrait / "latest.json").read_text())["step"] == 25
     portrait_meta = json.loads((portrait / "portrait" / "portrait.json").read_text())
     assert portrait_meta["portraits"] == 5 and portrait_meta["text_models"] == ["words", "sentence"]
+    # It reads the prompts' words with its own copy of the bundle's word encoder, trained on.
+    assert portrait_meta["config"]["vocab_size"] == len(json.loads(bundle.read_text())["text"]["vocab"]) + 2
+    trained_words = load_tensors(portrait / "portrait" / "portrait.safetensors")["portrait.words.head.weight"]
+    assert not torch.equal(
+        trained_words, load_tensors(bundle.with_suffix(".safetensors"))["text.head.weight"]
+    )
+    # A run can start from an exported model instead of random weights.
+    started = tmp_path / "portrait_more"
+    sargs = [*pargs[:5], str(started), "--preset", "smoke", "--threads", "2", "--steps", "2"]
+    assert train_portrait.main([*sargs, "--init", str(portrait / "portrait")]) == 0
+    init = json.loads((started / "portrait" / "portrait.json").read_text())["init"]
+    assert init == {"from": str(portrait / "portrait"), "steps": 25}  # counted into the bundle's made_by
+    with pytest.raises(SystemExit, match="no portrait.safetensors"):
+        train_portrait.main([*sargs[:5], str(tmp_path / "p3"), *sargs[6:], "--init", str(portrait)])
     assert (portrait / "samples_final.png").is_file()
     portrait_bundle = tmp_path / "with_portrait.json"
     assert (

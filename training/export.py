@@ -98,7 +98,8 @@ def add_parts(
             del tensors[key]
         tensors.update(weights)
         config["portrait"] = {"config": por_cfg["config"]}
-        config["made_by"]["portrait_steps"] = por_cfg["steps"]
+        # Steps of the models it started from (train_portrait --init) included.
+        config["made_by"]["portrait_steps"] = por_cfg["steps"] + (por_cfg.get("init") or {}).get("steps", 0)
         config["made_by"]["portrait_training_portraits"] = por_cfg["portraits"]
 
 

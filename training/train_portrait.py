@@ -7,10 +7,14 @@
 Every record's frontal view is paired with descriptions of its attributes (partial, reordered and reworded, as
 the text encoders were trained: training.train_text.describe) read by the bundle's text encoders into latent
 codes; the word encoder's and, where the bundle has one and the sentence model is installed, the sentence-model
-head's, so the model follows both. The text encoders stay frozen. Codes are dropped on `cfg_drop` of the samples
-for classifier-free guidance. Views and codes are computed once into OUT/inputs.safetensors.
+head's, so the model follows both. The text encoders stay frozen. With `words` (the default where the bundle has a
+word encoder) the model also reads the descriptions' words through its own word path, a copy of the word encoder
+trained on by the denoising loss, in place of the frozen word encoder's codes (rodin_core.portrait); samples with the sentence model's code get no words, as its
+prompts will not. Codes and words are dropped together on `cfg_drop` of the samples for classifier-free guidance.
+Views and codes are computed once into OUT/inputs.safetensors.
 Writes OUT/latest.* (resume with --resume), OUT/samples_*.png and, at the end, OUT/portrait/ for
-`training.export --portrait OUT`.
+`training.export --portrait OUT`. `--init RUN/portrait` starts from an exported model (one without a word path
+gains one, starting from the bundle's word encoder: how session 18's model was trained on from session 17's).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from tqdm import tqdm
 
 from blender_scenes.attributes import caption
 from rodin_core.data import DatasetError, list_records
-from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
+from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, unprefixed, write_json_atomic
 from rodin_core.pipeline import AvatarPipeline
 from rodin_core.portrait import PortraitConfig, PortraitModel
 from rodin_core.preview import grid
@@ -66,6 +70,7 @@ class PortraitTrainConfig:
     cfg_drop: float = 0.15
     mirror_prob: float = 0.5
     descriptions: int = 6  # descriptions of each avatar encoded up front, one drawn per step
+    words: bool = True  # give the model a word path (where the bundle has a word encoder)
     checkpoint_every: int = 250
     sample_every: int = 1000
     seed: int = 0
@@ -120,6 +125,10 @@ def parse_args(argv):
         action="store_true",
         help="train on the word encoder's codes alone, even where the sentence model is installed",
     )
+    p.add_argument(
+        "--init",
+        help="an exported portrait model folder (RUN/portrait) to start from instead of random weights",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
     return p.parse_args(argv)
@@ -140,35 +149,45 @@ def text_readers(pipe: AvatarPipeline, words_only: bool) -> dict:
     return readers
 
 
-def build_inputs(roots: list[Path], pipe: AvatarPipeline, cfg: PortraitTrainConfig, words_only: bool) -> dict:
-    """Frontal views (N, 3, S, S) as uint8 and codes (N, readers * descriptions, z_dim) of every record."""
-    images, codes, names = [], [], []
+def descriptions(roots: list[Path], cfg: PortraitTrainConfig) -> dict[Path, tuple[list[str], list[str]]]:
+    """Per data set, its record names and `cfg.descriptions` texts of each record (the caption first), drawn
+    from cfg.seed: the same texts at every call, so the words can be read again beside cached codes."""
     rng = random.Random(cfg.seed)
-    readers = text_readers(pipe, words_only)
+    out = {}
     for root in roots:
         try:
             records = [r.name for r in list_records(root)]
         except DatasetError as exc:
             raise SystemExit(f"--data {root}: {exc}") from exc
+        texts = []
+        for name in records:
+            attrs = read_json(root / name / "attributes.json", "attributes")["attributes"]
+            texts += [caption(attrs)] + [describe(attrs, rng) for _ in range(cfg.descriptions - 1)]
+        out[root] = (records, texts)
+    return out
+
+
+def build_inputs(texts_of: dict, pipe: AvatarPipeline, cfg: PortraitTrainConfig, words_only: bool) -> dict:
+    """Frontal views (N, 3, S, S) as uint8 and codes (N, readers * descriptions, z_dim) of every record."""
+    images, codes, names = [], [], []
+    readers = text_readers(pipe, words_only)
+    per = cfg.descriptions
+    for root, (records, all_texts) in texts_of.items():
         for start in tqdm(range(0, len(records), 500), desc=f"reading {root.name}", dynamic_ncols=True):
             chunk = records[start : start + 500]
             views = frontal_images(root, chunk, cfg.portrait.size)
             images.append(views.mul(255).round().byte())
-            texts = []
-            for name in chunk:
-                attrs = read_json(root / name / "attributes.json", "attributes")["attributes"]
-                texts += [caption(attrs)] + [describe(attrs, rng) for _ in range(cfg.descriptions - 1)]
+            texts = all_texts[start * per : (start + len(chunk)) * per]
             with torch.no_grad():
-                per_reader = [
-                    read(texts).reshape(len(chunk), cfg.descriptions, -1) for read in readers.values()
-                ]
+                per_reader = [read(texts).reshape(len(chunk), per, -1) for read in readers.values()]
             codes.append(torch.cat(per_reader, dim=1))
             names += [f"{root.name}/{n}" for n in chunk]
     return {"images": torch.cat(images), "codes": torch.cat(codes), "names": names, "readers": list(readers)}
 
 
 def load_or_build_inputs(out: Path, roots, pipe, cfg, words_only) -> dict:
-    """OUT/inputs.* when they were made from the same data, bundle and settings; built (and saved) otherwise."""
+    """OUT/inputs.* when they were made from the same data, bundle and settings; built (and saved) otherwise.
+    With a word path, also "ids" (N, descriptions, L): the descriptions' token ids (read anew, not cached)."""
     key = {
         "data": [str(r.resolve()) for r in roots],
         "bundle": pipe.source,
@@ -178,14 +197,21 @@ def load_or_build_inputs(out: Path, roots, pipe, cfg, words_only) -> dict:
         "seed": cfg.seed,
     }
     meta_path, tensor_path = out / "inputs.json", out / "inputs.safetensors"
+    texts_of = descriptions(roots, cfg)
+    inputs = None
     if meta_path.is_file() and tensor_path.is_file():
         meta = read_json(meta_path, "portrait inputs")
         if meta.get("key") == key:
             tensors = load_tensors(tensor_path, "portrait inputs")
-            return {**tensors, "names": meta["names"], "readers": meta["readers"]}
-    inputs = build_inputs(roots, pipe, cfg, words_only)
-    save_tensors_atomic(tensor_path, {"images": inputs["images"], "codes": inputs["codes"]})
-    write_json_atomic(meta_path, {"key": key, "names": inputs["names"], "readers": inputs["readers"]})
+            inputs = {**tensors, "names": meta["names"], "readers": meta["readers"]}
+    if inputs is None:
+        inputs = build_inputs(texts_of, pipe, cfg, words_only)
+        save_tensors_atomic(tensor_path, {"images": inputs["images"], "codes": inputs["codes"]})
+        write_json_atomic(meta_path, {"key": key, "names": inputs["names"], "readers": inputs["readers"]})
+    if cfg.words and pipe.text_encoder is not None:
+        texts = [t for _, all_texts in texts_of.values() for t in all_texts]
+        ids = batch_ids(pipe.vocab, texts, pipe.text_encoder.config.max_len)[0]
+        inputs["ids"] = ids.reshape(len(inputs["images"]), cfg.descriptions, -1)
     return inputs
 
 
@@ -197,8 +223,10 @@ def write_sample_grid(
     prompts every run, so grids compare across steps."""
     model.eval()
     device = next(model.parameters()).device
-    z = torch.cat([pipe.encode_text(p)[0] for p in PROMPTS for _ in range(2)]).to(device)
-    portraits = sample_portraits(model, schedule, z, torch.Generator().manual_seed(1234))
+    texts = [p for p in PROMPTS for _ in range(2)]
+    z = torch.cat([pipe.encode_text(p)[0] for p in texts]).to(device)
+    ids = batch_ids(pipe.vocab, texts, model.config.text.max_len)[0] if model.words is not None else None
+    portraits = sample_portraits(model, schedule, z, torch.Generator().manual_seed(1234), ids=ids)
     Image.fromarray(grid([p.permute(1, 2, 0).cpu() for p in portraits], columns=8)).save(path)
     model.train()
 
@@ -217,9 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = AvatarPipeline.from_bundle(args.bundle)
-    # The codes are the bundle's text latents, whatever size its preset gave them.
+    # The codes are the bundle's text latents, whatever size its preset gave them; the word path reads its
+    # vocabulary with its word encoder's shape.
     unet = dataclasses.replace(cfg.portrait.unet, z_dim=pipe.encoder.config.z_dim)
-    cfg = dataclasses.replace(cfg, portrait=dataclasses.replace(cfg.portrait, unet=unet))
+    words = cfg.words and pipe.text_encoder is not None
+    cfg = dataclasses.replace(
+        cfg,
+        words=words,
+        portrait=dataclasses.replace(
+            cfg.portrait,
+            unet=unet,
+            vocab_size=len(pipe.vocab) if words else 0,
+            text=pipe.text_encoder.config if words else cfg.portrait.text,
+        ),
+    )
     ckpt = Checkpointer(out, "latest")
     if args.resume and (out / "portrait" / "portrait.json").is_file():
         done = read_json(out / "portrait" / "portrait.json", "portrait model config")["steps"]
@@ -231,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         ckpt.refuse_overwrite()
     roots = [Path(d) for d in args.data]
     inputs = load_or_build_inputs(out, roots, pipe, cfg, args.words_only)
-    images, codes = inputs["images"], inputs["codes"]
+    images, codes, ids = inputs["images"], inputs["codes"], inputs.get("ids")
+    word_codes = inputs["readers"].index("words") if ids is not None else -1
     if info.is_main:
         print(
             f"{len(images)} portraits from {', '.join(map(str, roots))}; codes from the {' and '.join(inputs['readers'])} "
@@ -240,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     torch.manual_seed(cfg.seed)
-    model = PortraitModel(cfg.portrait).to(device)
+    model = PortraitModel(cfg.portrait)
+    if model.words is not None:
+        model.words.load_state_dict(pipe.text_encoder.state_dict())
+    if args.init and not (args.resume and ckpt.exists()):
+        init_from(model, Path(args.init))
+    model = model.to(device)
     ema = EMA(model, cfg.ema_decay)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     schedule = NoiseSchedule(cfg.portrait.schedule)
@@ -259,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     while step < cfg.steps:
         idx = torch.randint(len(images), (cfg.batch,), generator=gen)
-        z = codes[idx, torch.randint(codes.shape[1], (cfg.batch,), generator=gen)]
+        which = torch.randint(codes.shape[1], (cfg.batch,), generator=gen)
+        z = codes[idx, which]
         views = images[idx].float() / 255
         flip = torch.rand(cfg.batch, generator=gen) < cfg.mirror_prob
         views = torch.where(flip[:, None, None, None], views.flip(-1), views)
@@ -268,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         noise = torch.randn(x0.shape, generator=gen).to(device)
         keep = (torch.rand(cfg.batch, generator=gen) >= cfg.cfg_drop).float()
         x_t = schedule.add_noise(x0, noise, t).float()
-        pred = trained(x_t, t.to(device), (z * keep[:, None]).to(device))
+        tokens = None
+        if ids is not None:
+            # Only the word encoder's codes come with their words: the sentence model's prompts will not.
+            spoken = (which // cfg.descriptions == word_codes) & (keep > 0)
+            tokens = (ids[idx, which % cfg.descriptions] * spoken[:, None]).to(device)
+        pred = trained(x_t, t.to(device), (z * keep[:, None]).to(device), tokens)
         loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
         check_finite(loss, step, ckpt)
         optim.zero_grad(set_to_none=True)
@@ -307,6 +358,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def init_from(model: PortraitModel, folder: Path) -> None:
+    """Loads an exported portrait model's weights into `model`; a word path the export lacks keeps its start."""
+    if not (folder / "portrait.safetensors").is_file():
+        raise SystemExit(
+            f"--init {folder}: no portrait.safetensors there; give the portrait/ folder a training run wrote"
+        )
+    state = unprefixed(
+        load_tensors(folder / "portrait.safetensors", "portrait model to start from"), "portrait"
+    )
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise SystemExit(
+            f"--init {folder}: its portrait model has another shape than this preset's ({exc})"
+        ) from exc
+    stray = [k for k in missing if not k.startswith("words.")]
+    if stray or unexpected:
+        raise SystemExit(
+            f"--init {folder}: not a portrait model of this shape (missing {stray[:3]}, unexpected {unexpected[:3]})"
+        )
+    print(
+        f"started from {folder}" + (" (its new word path from the word encoder)" if missing else ""),
+        flush=True,
+    )
+
+
 def export_portrait(folder: Path, model: PortraitModel, cfg: PortraitTrainConfig, args, inputs: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_tensors_atomic(
@@ -323,8 +400,16 @@ def export_portrait(folder: Path, model: PortraitModel, cfg: PortraitTrainConfig
             "data": list(args.data),
             "text_models": inputs["readers"],
             "commit": git_commit(),
+            # What the run started from (`--init`): its steps come before this run's.
+            "init": None if args.init is None else init_record(Path(args.init)),
         },
     )
+
+
+def init_record(folder: Path) -> dict:
+    """The exported model a run started from: its folder, and its own training steps (theirs included)."""
+    meta = read_json(folder / "portrait.json", "portrait model config")
+    return {"from": str(folder), "steps": meta["steps"] + (meta.get("init") or {}).get("steps", 0)}
 
 
 if __name__ == "__main__":
