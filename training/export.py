@@ -98,9 +98,14 @@ def add_parts(
             del tensors[key]
         tensors.update(weights)
         config["portrait"] = {"config": por_cfg["config"]}
-        # Steps of the models it started from (train_portrait --init) included.
-        config["made_by"]["portrait_steps"] = por_cfg["steps"] + (por_cfg.get("init") or {}).get("steps", 0)
+        config["made_by"]["portrait_steps"] = portrait_steps(por_cfg)
         config["made_by"]["portrait_training_portraits"] = por_cfg["portraits"]
+
+
+def portrait_steps(meta: dict) -> int:
+    """The steps an exported portrait model (its portrait.json) was trained for, those of the model its run
+    started from (train_portrait --init) included."""
+    return meta["steps"] + (meta.get("init") or {}).get("steps", 0)
 
 
 def from_bundle(path: Path) -> tuple[dict, dict]:

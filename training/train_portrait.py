@@ -55,6 +55,7 @@ from training.common import (
     resolve_preset,
 )
 from training.evaluate_text import PROMPTS
+from training.export import portrait_steps
 from training.train_base import frontal_images
 from training.train_text import describe
 
@@ -197,18 +198,19 @@ def load_or_build_inputs(out: Path, roots, pipe, cfg, words_only) -> dict:
         "seed": cfg.seed,
     }
     meta_path, tensor_path = out / "inputs.json", out / "inputs.safetensors"
-    texts_of = descriptions(roots, cfg)
-    inputs = None
+    texts_of, inputs = None, None
     if meta_path.is_file() and tensor_path.is_file():
         meta = read_json(meta_path, "portrait inputs")
         if meta.get("key") == key:
             tensors = load_tensors(tensor_path, "portrait inputs")
             inputs = {**tensors, "names": meta["names"], "readers": meta["readers"]}
     if inputs is None:
+        texts_of = descriptions(roots, cfg)
         inputs = build_inputs(texts_of, pipe, cfg, words_only)
         save_tensors_atomic(tensor_path, {"images": inputs["images"], "codes": inputs["codes"]})
         write_json_atomic(meta_path, {"key": key, "names": inputs["names"], "readers": inputs["readers"]})
-    if cfg.words and pipe.text_encoder is not None:
+    if cfg.words:  # main() has set it off where the bundle has no word encoder
+        texts_of = texts_of or descriptions(roots, cfg)
         texts = [t for _, all_texts in texts_of.values() for t in all_texts]
         ids = batch_ids(pipe.vocab, texts, pipe.text_encoder.config.max_len)[0]
         inputs["ids"] = ids.reshape(len(inputs["images"]), cfg.descriptions, -1)
@@ -408,8 +410,10 @@ def export_portrait(folder: Path, model: PortraitModel, cfg: PortraitTrainConfig
 
 def init_record(folder: Path) -> dict:
     """The exported model a run started from: its folder, and its own training steps (theirs included)."""
-    meta = read_json(folder / "portrait.json", "portrait model config")
-    return {"from": str(folder), "steps": meta["steps"] + (meta.get("init") or {}).get("steps", 0)}
+    return {
+        "from": str(folder),
+        "steps": portrait_steps(read_json(folder / "portrait.json", "portrait model config")),
+    }
 
 
 if __name__ == "__main__":
