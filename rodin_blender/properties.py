@@ -56,7 +56,8 @@ class RodinSettings(bpy.types.PropertyGroup):
         default=1.0,
         min=0.05,
         max=1.0,
-        description="How much of the avatar (or of the named part) is re-imagined",
+        description="How much of the avatar (or of the named part) is re-imagined; for a hair colour "
+        '("make the hair blond"), how much of the new colour the hair takes',
     )
     edit_local: BoolProperty(
         name="Only the named part",

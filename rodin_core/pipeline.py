@@ -30,17 +30,18 @@ from .encoder import EncoderConfig, ImageEncoder
 from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .portrait import PortraitConfig, PortraitModel
-from .preview import render_field, render_image
+from .preview import render_image
 from .prior import LatentPrior, PriorConfig
+from .recolour import hair_colour_named, part_share, recolour
 from .refiner import ImageRefiner, RefinerConfig
-from .regions import blend_region, parts_named, region_masks
+from .regions import blend_region, parts_named
 from .samplers import SAMPLERS, GenerationCancelled
 from .sampling import sample_base, sample_latents, sample_portraits, sample_upsampled
 from .schedule import NoiseSchedule, ScheduleConfig
 from .sentence import INSTALL_HINT, SentenceConfig, SentenceHead, embed_sentences, sentence_model_missing
-from .text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
+from .text import INSTRUCTING, REMOVING, TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from .texture import bake_texture, vertex_colors
-from .triplane import denormalize, normalize, resample, roll_in, roll_out, sample_features
+from .triplane import denormalize, normalize, resample, roll_in, roll_out
 from .unet import TriplaneUNet, UNetConfig
 from .view_guidance import ViewGuidance, ViewGuidanceConfig
 
@@ -627,16 +628,7 @@ class AvatarPipeline:
         point one plane's edit reaches counts as wholly inside (x3): most parts are masked on two of the three
         planes, and a pixel redrawn at 2/3 would be pulled back to the render at every step."""
         batch = planes[:1].to(self.device).float()
-        # The part's masks as a one-channel tri-plane: sampled like features, they give each point's edited share.
-        masks = region_masks(parts, planes.shape[-1]).to(batch)[None, :, None]
-
-        def field(points, dirs):
-            sigma = self.decoder(sample_features(batch, points), dirs)[0]
-            inside = (3 * sample_features(masks, points)[..., 0]).clamp(0, 1)
-            return sigma, inside[..., None].expand(*inside.shape, 3)
-
-        cams = Cameras.orbit((0.0,), 0.0, size)
-        return render_field(field, cams, 0, background=(0.0, 0.0, 0.0))["rgb"][..., 0][None, None]
+        return part_share(self.decoder, batch, parts, Cameras.orbit((0.0,), 0.0, size), 0)[None, None]
 
     @torch.no_grad()
     def edit(
@@ -652,6 +644,7 @@ class AvatarPipeline:
         progress: Progress | None = None,
         cancel=None,
         portrait_strength: float | None = None,
+        colour_edits: bool = True,
     ) -> EditResult:
         """An avatar (its final tri-planes, latent z and noise seed) changed by a prompt or a portrait.
 
@@ -662,7 +655,17 @@ class AvatarPipeline:
         by the portrait model only when `portrait_strength` is given (`edit_portrait`, e.g. 1.0; only the named
         part's pixels are redrawn): on 8 avatars per edit that did not raise edit success (docs/results.md),
         it costs the guidance's time, and unlike the latent code alone it does not give the avatar back exactly
-        for its own latent."""
+        for its own latent.
+
+        A local prompt that only recolours the hair ("make the hair blond") repaints the hair the avatar has
+        (rodin_core.recolour: geometry and everything outside the hair kept, `strength` blends the colour in;
+        the latent code is unchanged) unless `colour_edits` is False; a head with no hair to paint gets the
+        latent edit, which can draw hair."""
+        colour = hair_colour_named(text) if (colour_edits and local and text and image is None) else None
+        if colour is not None:
+            painted = recolour(self.decoder, planes[:1].to(self.device).float(), colour, min(strength, 1.0))
+            if painted is not None:
+                return EditResult(painted.cpu(), z, [], ["hair"], None)
         z_new, unknown = self.edit_latent(z, text=text, image=image)
         parts = parts_named(text) if (local and text and image is None) else []
         target = None
@@ -779,13 +782,6 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-0.9999, 0.9999)[:, None]
     omega = torch.arccos(cos)
     return (torch.sin((1 - w) * omega) * a + torch.sin(w * omega) * b) / torch.sin(omega)
-
-
-# Words of an edit instruction rather than of the avatar ("make the hair blond", "remove the glasses").
-INSTRUCTING = frozenset(
-    "add make give change turn put set remove take off without the his her their him them it its into to".split()
-)
-REMOVING = frozenset(("remove", "take", "without"))
 
 
 def latent_list(z: torch.Tensor) -> list[float]:

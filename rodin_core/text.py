@@ -57,6 +57,12 @@ SYNONYMS = {
 }
 PAD, UNK = 0, 1
 
+# Words of an edit instruction rather than of the avatar ("make the hair blond", "remove the glasses").
+INSTRUCTING = frozenset(
+    "add make give change turn put set remove take off without the his her their him them it its into to".split()
+)
+REMOVING = frozenset(("remove", "take", "without"))
+
 
 def words(text: str) -> list[str]:
     raw = re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())

@@ -6,7 +6,11 @@ import torch
 import trimesh
 
 from rodin_core.bundle import DEFAULT_BUNDLE, load_bundle
+from rodin_core.cameras import Cameras
 from rodin_core.pipeline import AvatarPipeline
+from rodin_core.preview import render_image
+from rodin_core.recolour import HAIR_LOOKS, crown
+from rodin_core.regions import region_masks
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +213,26 @@ def test_a_prompts_avatar_looks_like_the_portrait_drawn_for_it():
         ]
         gains.append(scores[1] - scores[0])
     assert min(gains) > 2.0, gains
+
+
+def test_make_the_hair_blond_repaints_the_hair_and_keeps_the_face():
+    """A colour edit on the shipped model: the crown of a dark-haired avatar turns towards how blond hair looks
+    in the decoder's renders, its geometry and face stay, and nothing outside the hair region changes."""
+    pipe = AvatarPipeline.from_bundle()
+    seed = 50_002  # one of the text evaluation's edit avatars, with dark hair
+    z = pipe.latent(seed)
+    planes = pipe.sample_planes(seed, z)
+    result = pipe.edit(planes, z, seed, text="make the hair blond")
+    assert result.parts == ["hair"] and torch.equal(result.latent, z)
+    cams = Cameras.orbit((0.0,), 0.0, 64)
+    before, after = (render_image(p[0], pipe.decoder, cams, 0) for p in (planes, result.planes))
+    hair = crown(pipe.part_mask(planes, ["hair"], 64)[0, 0])  # the hair above the forehead
+    blond = torch.tensor(HAIR_LOOKS["blond"])
+    far, near = ((img["rgb"][hair] - blond).norm(dim=-1).mean() for img in (before, after))
+    assert far > 0.15 and near < 0.5 * far
+    cheeks = (slice(30, 40), slice(26, 38))  # below the hairline (rows 20-25 at 64 px are hair)
+    assert (after["rgb"][cheeks] - before["rgb"][cheeks]).abs().max() < 0.05
+    assert (after["alpha"] - before["alpha"]).abs().mean() < 0.01  # the same shape
+    inside = region_masks(["hair"], planes.shape[-1])[None, :, None] > 0
+    outside = ~inside.expand_as(result.planes)
+    assert torch.equal(result.planes[outside], planes.cpu()[outside])

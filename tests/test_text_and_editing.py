@@ -5,6 +5,7 @@ import torch
 from helpers import random_bundle
 
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, noise_seed
+from rodin_core.recolour import RecolourConfig, hair_colour_named, recolour
 from rodin_core.regions import blend_region, parts_named, region_masks
 from rodin_core.text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from rodin_core.triplane import sample_features
@@ -142,3 +143,34 @@ def test_interpolation_from_an_edited_avatar_starts_at_the_edit(pipe):
     assert torch.allclose(strip[-1], pipe.sample_planes(9, pipe.latent(9), settings), atol=1e-5)
     plain = pipe.interpolate(4, 9, 3, settings)
     assert torch.allclose(strip[1], plain[1] + 0.5 * (edited - plain[0]), atol=1e-5)
+
+
+def test_prompts_that_only_recolour_the_hair():
+    assert hair_colour_named("make the hair blond") == "blond"
+    assert hair_colour_named("Dye her hair blonde") == "blond"  # synonyms fold
+    assert hair_colour_named("red hair") == "red"
+    assert hair_colour_named("make the hair grey") == "grey"
+    # anything more, or less, than a hair colour stays a latent edit
+    assert hair_colour_named("add glasses") is None
+    assert hair_colour_named("make the hair blond and add glasses") is None
+    assert hair_colour_named("make the hair long") is None
+    assert hair_colour_named("blond") is None  # which part? could be a beard
+    assert hair_colour_named("red or blond hair") is None
+    assert hair_colour_named("a red shirt") is None
+
+
+def test_recolouring_changes_only_the_hair_region(pipe):
+    settings = GenerationSettings(steps=3, upsampler_steps=2)
+    z = pipe.latent(2)
+    planes = pipe.sample_planes(2, z, settings)
+    quick = RecolourConfig(steps=4, size=16, min_pixels=0)
+    painted = recolour(pipe.decoder, planes, "blond", config=quick)
+    inside = region_masks(["hair"], planes.shape[-1])[None, :, None] > 0
+    assert not torch.equal(painted[inside.expand_as(planes)], planes[inside.expand_as(planes)])
+    assert torch.equal(painted[~inside.expand_as(planes)], planes[~inside.expand_as(planes)])
+    with pytest.raises(ValueError, match="unknown hair colour"):
+        recolour(pipe.decoder, planes, "purple", config=quick)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        recolour(pipe.decoder, planes, "red", strength=1.5, config=quick)
+    with pytest.raises(ValueError, match="front view"):
+        recolour(pipe.decoder, planes, "red", config=RecolourConfig(views=((60.0, 0.0),)))

@@ -1,0 +1,76 @@
+"""How each hair colour looks in the decoder's renders: the table colour edits paint with (rodin_core.recolour).
+
+For every fitted avatar with hair and no headwear, the mean colour of the crown of its frontal render (the
+hair above the forehead, `rodin_core.recolour.crown`), averaged per hair colour. A decoder trained anew renders
+colours its own way; measure its fit with this and put the table in `HAIR_LOOKS`.
+
+    python -m training.hair_looks --fit runs/tiny/refit --data runs/tiny/data
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from rodin_core.cameras import Cameras
+from rodin_core.io_utils import read_json
+from rodin_core.preview import render_image
+from rodin_core.recolour import HAIR_LOOKS, crown, part_share
+from training.fit_report import load_fitted
+
+SIZE = 64
+
+
+def hair_looks(fit: Path, data: Path) -> dict[str, dict]:
+    """{colour: {"rgb": mean crown colour, "spread": its std over avatars, "avatars": count}}."""
+    meta, planes, decoder = load_fitted(fit)
+    cams = Cameras.orbit((0.0,), 0.0, SIZE)
+    means: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for i, name in enumerate(meta["ids"]):
+            a = read_json(data / name / "attributes.json", "avatar attributes")["attributes"]
+            if a["headwear"] != "none" or a["hair_style"] == "bald":
+                continue
+            p = planes[i : i + 1].float()
+            hair = crown(part_share(decoder, p, ["hair"], cams, 0))
+            if hair.sum() == 0:
+                continue
+            means.setdefault(a["hair_color"], []).append(
+                render_image(p[0], decoder, cams, 0)["rgb"][hair].mean(0)
+            )
+    return {
+        colour: {
+            "rgb": [round(float(x), 3) for x in torch.stack(m).mean(0)],
+            "spread": [round(float(x), 3) for x in torch.stack(m).std(0)] if len(m) > 1 else None,
+            "avatars": len(m),
+        }
+        for colour, m in sorted(means.items())
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.hair_looks", description=__doc__.splitlines()[0])
+    p.add_argument("--fit", required=True, help="a fit run (training.fit_triplanes) or its fitted/ folder")
+    p.add_argument("--data", required=True, help="the data set it fitted (each avatar's attributes.json)")
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    looks = hair_looks(Path(args.fit), Path(args.data))
+    if not looks:
+        raise SystemExit(f"error: no avatar of {args.fit} has hair and no headwear; nothing to measure")
+    for colour, look in looks.items():
+        shipped = HAIR_LOOKS.get(colour)
+        print(
+            f"{colour:6} {look['avatars']:3} avatars  rgb {look['rgb']}  spread {look['spread']}  shipped {shipped}"
+        )
+    missing = sorted(set(HAIR_LOOKS) - set(looks))
+    if missing:
+        print(f"not measured (no such avatar): {', '.join(missing)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
