@@ -130,7 +130,9 @@ class DDPMSampler(Sampler):
         var_ts = s_t**2 - a_ts**2 * s_s**2
         mean = (a_ts * s_s**2 / s_t**2) * x + (a_s * var_ts / s_t**2) * x0
         std = math.sqrt(max(var_ts * s_s**2 / s_t**2, 0.0))
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        # Drawn where the generator lives (the CPU one of the callers), so a seed gives the same noise on any device.
+        home = generator.device if generator is not None else x.device
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=home).to(x.device)
         return mean + std * noise
 
 

@@ -5,6 +5,7 @@ what it needs, not the quality of the result (docs/results.md has the real runs)
 """
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -196,6 +197,32 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert {k for k in after if k not in before} == set(
         load_tensors(portrait / "portrait" / "portrait.safetensors")
     )
+    # A run trains on elsewhere (a GPU box) from its inputs.* alone, starting from the model a bundle holds.
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    for folder in (moved, other):
+        folder.mkdir()
+        for name in ("inputs.json", "inputs.safetensors"):
+            shutil.copy(portrait / name, folder / name)
+    margs = [
+        "--bundle",
+        str(bundle),
+        "--out",
+        str(moved),
+        "--preset",
+        "smoke",
+        "--threads",
+        "2",
+        "--steps",
+        "2",
+    ]
+    assert train_portrait.main([*margs, "--init", str(portrait_bundle)]) == 0
+    moved_meta = json.loads((moved / "portrait" / "portrait.json").read_text())
+    assert moved_meta["init"] == {"from": str(portrait_bundle), "steps": 25}
+    assert moved_meta["data"] == [dataset.name] and moved_meta["portraits"] == 5
+    with pytest.raises(SystemExit, match="--data is needed"):
+        train_portrait.main([*margs[:3], str(tmp_path / "nothing"), *margs[4:]])
+    with pytest.raises(SystemExit, match="holds no portrait model"):
+        train_portrait.main([*margs[:3], str(other), *margs[4:], "--init", str(bundle)])
     with pytest.raises(SystemExit):  # --from replaces --fit/--base, never both
         export.main(["--from", str(bundle), "--fit", str(fit), "--out", str(tmp_path / "x.json")])
     ppipe = AvatarPipeline.from_bundle(portrait_bundle)
@@ -258,6 +285,19 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert mesh_report["per_avatar"][0]["baked_coverage"] > 0.05
     assert mesh_report["psnr_mean"]["baked_vs_nerf"] > 15.0
     assert (ev / "mesh_vs_nerf.png").is_file()
+
+    # How each hair colour renders through the fitted decoder: the table colour edits paint with.
+    from training import hair_looks
+
+    looks = hair_looks.hair_looks(fit, dataset)
+    for look in looks.values():
+        assert look["avatars"] >= 1 and all(0.0 <= c <= 1.0 for c in look["rgb"])
+    if looks:
+        assert hair_looks.main(["--fit", str(fit), "--data", str(dataset)]) == 0
+        assert "avatars  rgb" in capsys.readouterr().out
+    else:  # none of the 5 avatars has hair without headwear
+        with pytest.raises(SystemExit, match="nothing to measure"):
+            hair_looks.main(["--fit", str(fit), "--data", str(dataset)])
 
     # Generation quality: attribute classifier, then shape and attribute metrics of the exported model.
     from training import attribute_classifier, evaluate

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from blender_scenes.attributes import caption
+from rodin_core.bundle import BundleError, load_bundle
 from rodin_core.data import DatasetError, list_records
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, unprefixed, write_json_atomic
 from rodin_core.pipeline import AvatarPipeline
@@ -110,7 +111,10 @@ PRESETS = {
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m training.train_portrait", description=__doc__.splitlines()[0])
     p.add_argument(
-        "--data", required=True, nargs="+", help="data set folders of the generator (frontal views used)"
+        "--data",
+        nargs="+",
+        help="data set folders of the generator (frontal views used); may be left out when OUT already holds "
+        "its inputs.* (a run copied to another machine without the renders)",
     )
     p.add_argument("--out", required=True)
     p.add_argument(
@@ -128,7 +132,8 @@ def parse_args(argv):
     )
     p.add_argument(
         "--init",
-        help="an exported portrait model folder (RUN/portrait) to start from instead of random weights",
+        help="a portrait model to start from instead of random weights: an exported run's RUN/portrait folder, "
+        "or a weights bundle .json that holds one (the embedded bundle's, to train it on)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
@@ -186,33 +191,55 @@ def build_inputs(texts_of: dict, pipe: AvatarPipeline, cfg: PortraitTrainConfig,
     return {"images": torch.cat(images), "codes": torch.cat(codes), "names": names, "readers": list(readers)}
 
 
-def load_or_build_inputs(out: Path, roots, pipe, cfg, words_only) -> dict:
-    """OUT/inputs.* when they were made from the same data, bundle and settings; built (and saved) otherwise.
-    With a word path, also "ids" (N, descriptions, L): the descriptions' token ids (read anew, not cached)."""
-    key = {
-        "data": [str(r.resolve()) for r in roots],
-        "bundle": pipe.source,
+def inputs_key(
+    roots: list[Path] | None, pipe: AvatarPipeline, cfg: PortraitTrainConfig, words_only: bool
+) -> dict:
+    """What cached inputs were made from. Data sets count by folder name, so a run's folder can move to another
+    machine (a GPU box without the renders) with its inputs and train on there."""
+    return {
+        "data": None if roots is None else [r.resolve().name for r in roots],
+        "bundle": Path(pipe.source).name,
         "descriptions": cfg.descriptions,
         "size": cfg.portrait.size,
         "words_only": words_only,
         "seed": cfg.seed,
     }
+
+
+def load_or_build_inputs(out: Path, roots, pipe, cfg, words_only) -> dict:
+    """OUT/inputs.* when they were made from the same data, bundle and settings (or when `roots` is None: no data
+    sets given); built (and saved) otherwise. With a word path, also "ids" (N, descriptions, L): the token ids of
+    the descriptions, which inputs.json keeps."""
+    key = inputs_key(roots, pipe, cfg, words_only)
     meta_path, tensor_path = out / "inputs.json", out / "inputs.safetensors"
-    texts_of, inputs = None, None
+    inputs = None
     if meta_path.is_file() and tensor_path.is_file():
         meta = read_json(meta_path, "portrait inputs")
-        if meta.get("key") == key:
+        cached = meta.get("key", {})
+        same = cached == key or (roots is None and cached == {**key, "data": cached.get("data")})
+        if same and "texts" in meta:
             tensors = load_tensors(tensor_path, "portrait inputs")
-            inputs = {**tensors, "names": meta["names"], "readers": meta["readers"]}
+            inputs = {
+                **tensors,
+                **{k: meta[k] for k in ("names", "readers", "texts")},
+                "data": cached["data"],
+            }
+        elif roots is None:
+            raise SystemExit(
+                f"{meta_path} was made with other settings or bundle ({cached}, here {key}); give --data to "
+                "build this run's inputs"
+            )
     if inputs is None:
+        if roots is None:
+            raise SystemExit(f"--data is needed: {out} holds no inputs.json and inputs.safetensors yet")
         texts_of = descriptions(roots, cfg)
         inputs = build_inputs(texts_of, pipe, cfg, words_only)
+        inputs["texts"] = [t for _, all_texts in texts_of.values() for t in all_texts]
+        inputs["data"] = key["data"]
         save_tensors_atomic(tensor_path, {"images": inputs["images"], "codes": inputs["codes"]})
-        write_json_atomic(meta_path, {"key": key, "names": inputs["names"], "readers": inputs["readers"]})
+        write_json_atomic(meta_path, {"key": key, **{k: inputs[k] for k in ("names", "readers", "texts")}})
     if cfg.words:  # main() has set it off where the bundle has no word encoder
-        texts_of = texts_of or descriptions(roots, cfg)
-        texts = [t for _, all_texts in texts_of.values() for t in all_texts]
-        ids = batch_ids(pipe.vocab, texts, pipe.text_encoder.config.max_len)[0]
+        ids = batch_ids(pipe.vocab, inputs["texts"], pipe.text_encoder.config.max_len)[0]
         inputs["ids"] = ids.reshape(len(inputs["images"]), cfg.descriptions, -1)
     return inputs
 
@@ -270,13 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if not args.resume:
         ckpt.refuse_overwrite()
-    roots = [Path(d) for d in args.data]
+    roots = None if args.data is None else [Path(d) for d in args.data]
     inputs = load_or_build_inputs(out, roots, pipe, cfg, args.words_only)
     images, codes, ids = inputs["images"], inputs["codes"], inputs.get("ids")
     word_codes = inputs["readers"].index("words") if ids is not None else -1
     if info.is_main:
         print(
-            f"{len(images)} portraits from {', '.join(map(str, roots))}; codes from the {' and '.join(inputs['readers'])} "
+            f"{len(images)} portraits from {', '.join(map(str, roots or [out / 'inputs.safetensors']))}; codes from the {' and '.join(inputs['readers'])} "
             f"encoder{'s' if len(inputs['readers']) > 1 else ''}",
             flush=True,
         )
@@ -361,14 +388,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def init_from(model: PortraitModel, folder: Path) -> None:
-    """Loads an exported portrait model's weights into `model`; a word path the export lacks keeps its start."""
-    if not (folder / "portrait.safetensors").is_file():
-        raise SystemExit(
-            f"--init {folder}: no portrait.safetensors there; give the portrait/ folder a training run wrote"
+    """Loads an exported portrait model's weights (RUN/portrait, or a bundle .json holding one) into `model`; a
+    word path the export lacks keeps its start."""
+    if folder.suffix == ".json":
+        try:
+            config, weights = load_bundle(folder)
+        except BundleError as exc:
+            raise SystemExit(f"--init {folder}: {exc}") from exc
+        if "portrait" not in config:
+            raise SystemExit(f"--init {folder}: this bundle holds no portrait model")
+        state = unprefixed(weights, "portrait")
+    elif (folder / "portrait.safetensors").is_file():
+        state = unprefixed(
+            load_tensors(folder / "portrait.safetensors", "portrait model to start from"), "portrait"
         )
-    state = unprefixed(
-        load_tensors(folder / "portrait.safetensors", "portrait model to start from"), "portrait"
-    )
+    else:
+        raise SystemExit(
+            f"--init {folder}: no portrait.safetensors there; give the portrait/ folder a training run wrote, "
+            "or a bundle .json"
+        )
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -399,7 +437,7 @@ def export_portrait(folder: Path, model: PortraitModel, cfg: PortraitTrainConfig
             "config": cfg.portrait.to_dict(),
             "steps": cfg.steps,
             "portraits": len(inputs["images"]),
-            "data": list(args.data),
+            "data": list(args.data) if args.data else inputs["data"],
             "text_models": inputs["readers"],
             "commit": git_commit(),
             # What the run started from (`--init`): its steps come before this run's.
@@ -409,11 +447,12 @@ def export_portrait(folder: Path, model: PortraitModel, cfg: PortraitTrainConfig
 
 
 def init_record(folder: Path) -> dict:
-    """The exported model a run started from: its folder, and its own training steps (theirs included)."""
-    return {
-        "from": str(folder),
-        "steps": portrait_steps(read_json(folder / "portrait.json", "portrait model config")),
-    }
+    """The exported model a run started from: its folder or bundle, and its own training steps (theirs included)."""
+    if folder.suffix == ".json":
+        steps = read_json(folder, "weights bundle")["made_by"].get("portrait_steps", 0)
+    else:
+        steps = portrait_steps(read_json(folder / "portrait.json", "portrait model config"))
+    return {"from": str(folder), "steps": steps}
 
 
 if __name__ == "__main__":
