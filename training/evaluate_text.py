@@ -199,9 +199,11 @@ def edit_success(
     settings,
     portrait_strength: float | None = None,
     readable: list[str] | None = None,
+    colour_edits: bool = True,
 ) -> tuple[dict, list]:
     """Per edit prompt: how often the avatars show the asked value, keep the other families, and both (success);
-    `readable`: the families counted by the secondary success (readable_families; default all)."""
+    `readable`: the families counted by the secondary success (readable_families; default all); `colour_edits`
+    False: hair colours by the latent code too (AvatarPipeline.edit's colour_edits)."""
     readable = list(FAMILIES) if readable is None else readable
     results, pairs = {}, []
     if count == 0:  # --edits 0: not measured
@@ -226,6 +228,7 @@ def edit_success(
                 local=local,
                 settings=settings,
                 portrait_strength=portrait_strength,
+                colour_edits=colour_edits,
             )
             after_img = frontal(pipe, edit.planes)
             after = classifier.predict(after_img.permute(2, 0, 1)[None])[0]
@@ -299,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="the encoder for the prompts and edits (see rodin generate --text-model)",
     )
+    p.add_argument(
+        "--latent-colour-edits",
+        action="store_true",
+        help="hair-colour edits by the latent code like every other edit, not repainted (rodin_core.recolour)",
+    )
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument(
         "--image-guidance",
@@ -345,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         settings,
         args.portrait_strength,
         readable,
+        not args.latent_colour_edits,
     )
 
     # Each hand-written prompt's avatar, after the portrait drawn for it where there is one.
@@ -378,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "edit_strength": args.strength,
             "edit_portrait_strength": args.portrait_strength if pipe.portrait_model is not None else None,
             "edits_local": not args.whole,
+            "colour_edits": not args.latent_colour_edits,
             "text_model": args.text_model,
             "image_guidance": settings.image_guidance,
             "portrait_model": pipe.portrait_model is not None,
@@ -478,6 +488,11 @@ def markdown(report: dict) -> str:
             f"; pulled towards the avatar's front redrawn by the portrait model at strength "
             f"{s['edit_portrait_strength']}, the null edit likewise with its own latent"
             if s.get("edit_portrait_strength")
+            else ""
+        )
+        + (
+            "; a prompt that only asks for a hair colour repaints the hair (rodin_core.recolour, no re-noising)"
+            if s.get("colour_edits") and s.get("edits_local")
             else ""
         )
         + "): success = the asked value is read after the edit and at most one other family reads differently "
