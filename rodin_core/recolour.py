@@ -23,7 +23,7 @@ from .preview import PREVIEW_SAMPLING, render_field
 from .regions import region_masks
 from .rendering import SamplingConfig, render_rays
 from .text import INSTRUCTING, words
-from .triplane import sample_features
+from .triplane import resample, sample_features
 
 # How each hair colour of the generator looks in the decoder's frontal renders: the mean colour of the crown
 # (the top 40 % of the hair region, no headwear) over the fitted tri-planes of the 240 training avatars. Measure
@@ -166,7 +166,7 @@ def recolour(
                     torch.randint(len(target), (config.rays - config.rays // 2,), generator=gen),
                 ]
             )
-            edited = planes + masks * _upsample(offset, res)
+            edited = planes + masks * resample(offset, res)
             out = render_rays(
                 lambda p, d, e=edited: decoder(sample_features(e, p), d),
                 origins[pick][None].to(device),
@@ -182,7 +182,7 @@ def recolour(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    return (planes + masks * _upsample(offset.detach(), res)).detach()
+    return (planes + masks * resample(offset.detach(), res)).detach()
 
 
 def _paint(decoder, planes, part, cams, colour, strength, config):
@@ -209,11 +209,3 @@ def _paint(decoder, planes, part, cams, colour, strength, config):
         alphas.append(alpha[..., None])
         shares.append(share[..., None])
     return front_paint, (targets, alphas, shares)
-
-
-def _upsample(offset: torch.Tensor, resolution: int) -> torch.Tensor:
-    b, k, c, r, _ = offset.shape
-    up = torch.nn.functional.interpolate(
-        offset.reshape(b * k, c, r, r), size=(resolution, resolution), mode="bilinear", align_corners=False
-    )
-    return up.reshape(b, k, c, resolution, resolution)
