@@ -47,7 +47,8 @@ class NoiseSchedule:
 
     def alpha_sigma(self, t: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
         """alpha_t and sigma_t as float64 tensors (t may be a tensor of indices)."""
-        abar = self.alphas_cumprod[torch.as_tensor(t, dtype=torch.long)]
+        t = torch.as_tensor(t, dtype=torch.long)
+        abar = self.alphas_cumprod.to(t.device)[t]  # t may live on the model's device (a GPU training step)
         return abar.sqrt(), (1 - abar).sqrt()
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             "image_guidance": settings.image_guidance,
             "portrait_model": pipe.portrait_model is not None,
         },
+        # Which model and which yardstick: reports of different classifiers are not comparable.
+        "made_by": pipe.config.get("made_by"),
+        "classifier": str(args.classifier),
         "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
         "readable_families": readable,
         "text": text,
@@ -419,6 +422,15 @@ def markdown(report: dict) -> str:
         f"**Mean agreement {t['agreement_mean']:.1%}** (chance {t['chance_mean']:.1%}).",
         "",
     ]
+    if report.get("classifier"):  # reports before session 21 did not record it
+        made = report.get("made_by") or {}
+        lines += [
+            f"Classifier: `{report['classifier']}`. Model: the bundle made by commit {made.get('commit', '?')}"
+            + (f", extended by {made['extended_by_commit']}" if made.get("extended_by_commit") else "")
+            + (f" (portrait model: {made['portrait_steps']} steps)" if made.get("portrait_steps") else "")
+            + ".",
+            "",
+        ]
     readable = report.get("readable_families")
     if readable:
         mean = np.mean([v["agreement"] for f, v in t["per_family"].items() if f in readable])

@@ -328,27 +328,37 @@ def main(argv: list[str] | None = None) -> int:
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + info.rank + step)
+    # The portraits and codes move to the model once and batches are gathered there: assembling them on the CPU
+    # side bound a GPU run (0.10 s a step at batch 256 on an H200). Indices still come from the CPU generator;
+    # off the CPU the noise is drawn by a generator on the device, seeded the same way.
+    images, codes = images.to(device), codes.to(device)
+    ids = None if ids is None else ids.to(device)
+    noise_gen = (
+        gen
+        if device.type == "cpu"
+        else torch.Generator(device).manual_seed(cfg.seed * 1000 + info.rank + step)
+    )
     bar = tqdm(total=cfg.steps, initial=step, disable=not info.is_main, desc="portrait", dynamic_ncols=True)
     running = None
     started = time.time()
     while step < cfg.steps:
-        idx = torch.randint(len(images), (cfg.batch,), generator=gen)
-        which = torch.randint(codes.shape[1], (cfg.batch,), generator=gen)
+        idx = torch.randint(len(images), (cfg.batch,), generator=gen).to(device)
+        which = torch.randint(codes.shape[1], (cfg.batch,), generator=gen).to(device)
         z = codes[idx, which]
         views = images[idx].float() / 255
-        flip = torch.rand(cfg.batch, generator=gen) < cfg.mirror_prob
+        flip = (torch.rand(cfg.batch, generator=gen) < cfg.mirror_prob).to(device)
         views = torch.where(flip[:, None, None, None], views.flip(-1), views)
-        x0 = model.fold(views).to(device)
-        t = torch.randint(schedule.num_steps, (cfg.batch,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        keep = (torch.rand(cfg.batch, generator=gen) >= cfg.cfg_drop).float()
+        x0 = model.fold(views)
+        t = torch.randint(schedule.num_steps, (cfg.batch,), generator=gen).to(device)
+        noise = torch.randn(x0.shape, generator=noise_gen, device=device)
+        keep = (torch.rand(cfg.batch, generator=gen) >= cfg.cfg_drop).float().to(device)
         x_t = schedule.add_noise(x0, noise, t).float()
         tokens = None
         if ids is not None:
             # Only the word encoder's codes come with their words: the sentence model's prompts will not.
             spoken = (which // cfg.descriptions == word_codes) & (keep > 0)
-            tokens = (ids[idx, which % cfg.descriptions] * spoken[:, None]).to(device)
-        pred = trained(x_t, t.to(device), (z * keep[:, None]).to(device), tokens)
+            tokens = ids[idx, which % cfg.descriptions] * spoken[:, None]
+        pred = trained(x_t, t, z * keep[:, None], tokens)
         loss = F.mse_loss(pred, schedule.target(x0, noise, t).float())
         check_finite(loss, step, ckpt)
         optim.zero_grad(set_to_none=True)
