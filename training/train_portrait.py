@@ -327,17 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     if info.enabled:
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + info.rank + step)
+    seed = cfg.seed * 1000 + info.rank + step
+    gen = torch.Generator().manual_seed(seed)
     # The portraits and codes move to the model once and batches are gathered there: assembling them on the CPU
     # side bound a GPU run (0.10 s a step at batch 256 on an H200). Indices still come from the CPU generator;
     # off the CPU the noise is drawn by a generator on the device, seeded the same way.
     images, codes = images.to(device), codes.to(device)
     ids = None if ids is None else ids.to(device)
-    noise_gen = (
-        gen
-        if device.type == "cpu"
-        else torch.Generator(device).manual_seed(cfg.seed * 1000 + info.rank + step)
-    )
+    noise_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
     bar = tqdm(total=cfg.steps, initial=step, disable=not info.is_main, desc="portrait", dynamic_ncols=True)
     running = None
     started = time.time()
