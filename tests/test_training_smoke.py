@@ -352,6 +352,10 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     # Prompts went through drawn portraits; the latent code alone and the portraits themselves are reported.
     assert text_report["settings"]["portrait_model"] and text_report["text_latent_only"]["prompts"] == 3
     assert 0.0 <= text_report["text"]["portraits"]["agreement_mean"] <= 1.0
+    # The same avatars read from the side, a view no drawn portrait shows, against chance from the side.
+    side = text_report["text"]["side"]
+    assert side["prompts"] == 3 and 0.0 <= side["agreement_mean"] <= 1.0 and 0.0 <= side["chance_mean"] <= 1.0
+    assert "degrees to the side, a view no drawn portrait shows" in (quality / "text_evaluation.md").read_text()
     assert set(text_report["reworded"]) == {"words", "sentence"}
     # Success counting only the families the classifier can read never falls below the strict success.
     assert set(text_report["readable_families"]) <= set(

@@ -37,7 +37,7 @@ from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid
 from rodin_core.regions import blend_region, parts_named
 from training.attribute_classifier import load_classifier
-from training.evaluate import frontal
+from training.evaluate import SIDE_AZIMUTH, frontal, view_at
 from training.train_base import frontal_images
 from training.train_text import paraphrase, retrieval
 
@@ -101,28 +101,34 @@ def text_planes(pipe, seed: int, text: str, settings) -> tuple:
 
 def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None, reword=False) -> tuple:
     """Agreement of avatars generated from the prompts' captions (`reword`: the captions in words no training
-    text uses) with the stated values; `chance`: the classifier's readings of unconditional samples, drawn here
-    when not given. Returns the report (with the drawn portraits' own agreement when there are any), the
-    conditioned renders and the chance readings."""
-    cond_imgs, uncond_imgs, portraits = [], [], []
+    text uses) with the stated values, read from the front and (`side`) from SIDE_AZIMUTH, a view no drawn
+    portrait shows; `chance`: the classifier's readings of unconditional samples from the front and the side,
+    drawn here when not given. Returns the report (with the drawn portraits' own agreement when there are any),
+    the conditioned frontal renders and the chance readings."""
+    cond_imgs, side_imgs, uncond_imgs, portraits = [], [], [], []
     for i, attrs in enumerate(prompts):
         text = paraphrase(caption(attrs)) if reword else caption(attrs)
         planes, portrait = text_planes(pipe, 30_000 + i, text, settings)
         cond_imgs.append(frontal(pipe, planes))
+        side_imgs.append(view_at(pipe, planes, SIDE_AZIMUTH))
         if portrait is not None:
             portraits.append(portrait)
         if chance is None:
-            uncond_imgs.append(
-                frontal(pipe, pipe.sample_planes(40_000 + i, pipe.latent(40_000 + i), settings))
-            )
+            uncond = pipe.sample_planes(40_000 + i, pipe.latent(40_000 + i), settings)
+            uncond_imgs.append((frontal(pipe, uncond), view_at(pipe, uncond, SIDE_AZIMUTH)))
         print(f"  text prompt {i + 1}/{len(prompts)}", flush=True)
-    cond = classifier.predict(torch.stack(cond_imgs).permute(0, 3, 1, 2))
     if chance is None:
-        chance = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
-    report = agreement_report(prompts, cond, chance)
+        chance = tuple(read(classifier, list(imgs)) for imgs in zip(*uncond_imgs))
+    report = agreement_report(prompts, read(classifier, cond_imgs), chance[0])
+    report["side"] = agreement_report(prompts, read(classifier, side_imgs), chance[1])
     if portraits:
-        report["portraits"] = agreement_report(prompts, classifier.predict(torch.stack(portraits)), chance)
+        report["portraits"] = agreement_report(prompts, classifier.predict(torch.stack(portraits)), chance[0])
     return report, cond_imgs, chance
+
+
+def read(classifier, images: list[torch.Tensor]) -> list[dict]:
+    """The classifier's readings of (H, W, 3) renders."""
+    return classifier.predict(torch.stack(images).permute(0, 3, 1, 2))
 
 
 def agreement_report(prompts: list[dict], read: list[dict], chance: list[dict]) -> dict:
@@ -216,7 +222,7 @@ def edit_success(
             z = pipe.latent(seed)
             planes = pipe.sample_planes(seed, z, settings)
             before_img = frontal(pipe, planes)
-            before = classifier.predict(before_img.permute(2, 0, 1)[None])[0]
+            before = read(classifier, [before_img])[0]
             if not applies(before):
                 continue
             edit = pipe.edit(
@@ -231,7 +237,7 @@ def edit_success(
                 colour_edits=colour_edits,
             )
             after_img = frontal(pipe, edit.planes)
-            after = classifier.predict(after_img.permute(2, 0, 1)[None])[0]
+            after = read(classifier, [after_img])[0]
             # The control: the same re-noising with the avatar's own latent (and, where the edit was pulled towards
             # its redrawn front, the same redraw with its own latent). What it changes is SDEdit's doing (and the
             # classifier's instability on near-identical renders), not the prompt's.
@@ -241,7 +247,7 @@ def edit_success(
             null = blend_region(
                 planes, pipe.edit_planes(planes, z, seed, strength, settings, image=own), edit.parts
             )
-            null_read = classifier.predict(frontal(pipe, null).permute(2, 0, 1)[None])[0]
+            null_read = read(classifier, [frontal(pipe, null)])[0]
             others = [f for f in FAMILIES if f != family]
             changed = [f for f in others if after[f] != before[f]]
             null_changed = [f for f in others if null_read[f] != before[f]]
@@ -422,6 +428,15 @@ def markdown(report: dict) -> str:
         f"**Mean agreement {t['agreement_mean']:.1%}** (chance {t['chance_mean']:.1%}).",
         "",
     ]
+    if t.get("side"):  # reports before session 22 read the front alone
+        latent_side = (report.get("text_latent_only") or {}).get("side")
+        lines += [
+            f"The same avatars read from {SIDE_AZIMUTH:.0f} degrees to the side, a view no drawn portrait shows: "
+            f"{t['side']['agreement_mean']:.1%} (chance {t['side']['chance_mean']:.1%}"
+            + (f"; latent code alone {latent_side['agreement_mean']:.1%}" if latent_side else "")
+            + ").",
+            "",
+        ]
     if report.get("classifier"):  # reports before session 21 did not record it
         made = report.get("made_by") or {}
         lines += [
