@@ -355,7 +355,9 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     # The same avatars read from the side, a view no drawn portrait shows, against chance from the side.
     side = text_report["text"]["side"]
     assert side["prompts"] == 3 and 0.0 <= side["agreement_mean"] <= 1.0 and 0.0 <= side["chance_mean"] <= 1.0
-    assert "degrees to the side, a view no drawn portrait shows" in (quality / "text_evaluation.md").read_text()
+    assert (
+        "degrees to the side, a view no drawn portrait shows" in (quality / "text_evaluation.md").read_text()
+    )
     assert set(text_report["reworded"]) == {"words", "sentence"}
     # Success counting only the families the classifier can read never falls below the strict success.
     assert set(text_report["readable_families"]) <= set(
