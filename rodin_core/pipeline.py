@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import __version__
 from .avatar import Avatar
@@ -225,15 +224,8 @@ class AvatarPipeline:
 
     @torch.no_grad()
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The latent code (1, z_dim) of a (3, S, S) portrait from `portrait` (or one the portrait model drew, at
-        its own size: resized to the encoder's)."""
-        size = self.encoder.config.image_size
-        pixels = pixels[None].to(self.device)
-        if pixels.shape[-2:] != (size, size):
-            pixels = F.interpolate(
-                pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-            )
-        return self.encoder(pixels)
+        """The latent code (1, z_dim) of a (3, S, S) portrait from `portrait`."""
+        return self.encoder(pixels[None].to(self.device))
 
     def _check_sentence(self) -> None:
         if self.sentence_head is None:
@@ -340,17 +332,11 @@ class AvatarPipeline:
         cancel=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
         """What a prompt conditions the base model on: its latent code, the portrait the portrait model draws for
-        it (None without a portrait model or with image guidance 0) and the words left out.
-
-        With a drawn portrait the code is the image encoder's reading of that portrait, as for a user's portrait:
-        the prompt's own code only chose what the portrait model drew. A code that agrees with the portrait
-        image guidance pulls towards makes a head that agrees with it from every side, where the prompt's code
-        left the diffusion model fighting the guidance away from the front (docs/results.md, session 22)."""
+        it (None without a portrait model or with image guidance 0) and the words left out."""
         z, unknown = self.encode_text(text)
         portrait = None
         if self.portrait_model is not None and settings.image_guidance > 0:
             portrait = self.draw_portrait(seed, z, progress, cancel, text)
-            z = self.encode_pixels(portrait)
         return z, portrait, unknown
 
     # ------------------------------------------------------------------ tri-planes
