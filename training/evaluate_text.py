@@ -118,15 +118,15 @@ def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None,
             uncond_imgs.append((frontal(pipe, uncond), view_at(pipe, uncond, SIDE_AZIMUTH)))
         print(f"  text prompt {i + 1}/{len(prompts)}", flush=True)
     if chance is None:
-        chance = tuple(read(classifier, list(imgs)) for imgs in zip(*uncond_imgs))
-    report = agreement_report(prompts, read(classifier, cond_imgs), chance[0])
-    report["side"] = agreement_report(prompts, read(classifier, side_imgs), chance[1])
+        chance = tuple(readings(classifier, list(imgs)) for imgs in zip(*uncond_imgs))
+    report = agreement_report(prompts, readings(classifier, cond_imgs), chance[0])
+    report["side"] = agreement_report(prompts, readings(classifier, side_imgs), chance[1])
     if portraits:
         report["portraits"] = agreement_report(prompts, classifier.predict(torch.stack(portraits)), chance[0])
     return report, cond_imgs, chance
 
 
-def read(classifier, images: list[torch.Tensor]) -> list[dict]:
+def readings(classifier, images: list[torch.Tensor]) -> list[dict]:
     """The classifier's readings of (H, W, 3) renders."""
     return classifier.predict(torch.stack(images).permute(0, 3, 1, 2))
 
@@ -222,7 +222,7 @@ def edit_success(
             z = pipe.latent(seed)
             planes = pipe.sample_planes(seed, z, settings)
             before_img = frontal(pipe, planes)
-            before = read(classifier, [before_img])[0]
+            before = readings(classifier, [before_img])[0]
             if not applies(before):
                 continue
             edit = pipe.edit(
@@ -237,7 +237,7 @@ def edit_success(
                 colour_edits=colour_edits,
             )
             after_img = frontal(pipe, edit.planes)
-            after = read(classifier, [after_img])[0]
+            after = readings(classifier, [after_img])[0]
             # The control: the same re-noising with the avatar's own latent (and, where the edit was pulled towards
             # its redrawn front, the same redraw with its own latent). What it changes is SDEdit's doing (and the
             # classifier's instability on near-identical renders), not the prompt's.
@@ -247,7 +247,7 @@ def edit_success(
             null = blend_region(
                 planes, pipe.edit_planes(planes, z, seed, strength, settings, image=own), edit.parts
             )
-            null_read = read(classifier, [frontal(pipe, null)])[0]
+            null_read = readings(classifier, [frontal(pipe, null)])[0]
             others = [f for f in FAMILIES if f != family]
             changed = [f for f in others if after[f] != before[f]]
             null_changed = [f for f in others if null_read[f] != before[f]]
