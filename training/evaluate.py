@@ -122,6 +122,11 @@ def frontal(pipe, planes, size=VIEW_SIZE) -> torch.Tensor:
     return view_at(pipe, planes, 0.0, size)
 
 
+def readings(classifier, images: list[torch.Tensor]) -> list[dict]:
+    """The classifier's readings of (H, W, 3) renders."""
+    return classifier.predict(torch.stack(images).permute(0, 3, 1, 2))
+
+
 # Rows and columns of the head (hair, hat and face) in a 64x64 frontal view at the generator's framing.
 HEAD = (slice(8, 40), slice(18, 46))
 
@@ -162,7 +167,7 @@ def evaluate_model(pipe, name, holdout, views, data, classifier, references, set
     shape = {ref: shape_metrics(gen_points, points) for ref, points in references.items()}
     truth = [labels(data / h) for h in holdout]
     cond = read_agreement(classifier, cond_imgs, cond_sides, truth)
-    uncond_pred = classifier.predict(torch.stack(uncond_imgs).permute(0, 3, 1, 2))
+    uncond_pred = readings(classifier, uncond_imgs)
     chance = agreement(uncond_pred, truth)
     tv = {}
     for fam, values in FAMILIES.items():
@@ -215,8 +220,8 @@ def read_agreement(
 ) -> dict:
     """Agreement of the classifier's reading of (H, W, 3) renders with true attributes, from the front and
     from the side: per family and averaged."""
-    agree = agreement(classifier.predict(torch.stack(fronts).permute(0, 3, 1, 2)), truth)
-    side = agreement(classifier.predict(torch.stack(sides).permute(0, 3, 1, 2)), truth)
+    agree = agreement(readings(classifier, fronts), truth)
+    side = agreement(readings(classifier, sides), truth)
     return {
         "per_family": agree,
         "mean": float(np.mean(list(agree.values()))),
@@ -339,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         fitted_imgs = [frontal(pipe, planes[index[h]][None]) for h in holdout]
         report["reference_fitted_likeness"] = likeness(fitted_imgs, views)
         report["classifier_accuracy_on_fitted_renders"] = agreement(
-            classifier.predict(torch.stack(fitted_imgs).permute(0, 3, 1, 2)),
+            readings(classifier, fitted_imgs),
             [labels(data / h) for h in holdout],
         )
     if not 0 <= args.train_count <= len(pipe.config["train_ids"]):

@@ -37,7 +37,7 @@ from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid
 from rodin_core.regions import blend_region, parts_named
 from training.attribute_classifier import load_classifier
-from training.evaluate import SIDE_AZIMUTH, frontal, view_at
+from training.evaluate import SIDE_AZIMUTH, frontal, readings, view_at
 from training.train_base import frontal_images
 from training.train_text import paraphrase, retrieval
 
@@ -124,11 +124,6 @@ def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None,
     if portraits:
         report["portraits"] = agreement_report(prompts, classifier.predict(torch.stack(portraits)), chance[0])
     return report, cond_imgs, chance
-
-
-def readings(classifier, images: list[torch.Tensor]) -> list[dict]:
-    """The classifier's readings of (H, W, 3) renders."""
-    return classifier.predict(torch.stack(images).permute(0, 3, 1, 2))
 
 
 def agreement_report(prompts: list[dict], read: list[dict], chance: list[dict]) -> dict:
