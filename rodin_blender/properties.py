@@ -41,8 +41,8 @@ class RodinSettings(bpy.types.PropertyGroup):
         min=0.0,
         max=10.0,
         description="How strongly the avatar's front is pulled towards the portrait: yours, or for a prompt the one "
-        "the model draws for it (0: its latent code alone; lower it for portraits not framed like the generator's "
-        "frontal views). Adds ~9 s per avatar on 2 cores",
+        "the model draws for it, twice as hard (0: its latent code alone; lower it for portraits not framed like "
+        "the generator's frontal views). Adds ~9 s per avatar on 2 cores",
     )
     prompt: StringProperty(name="Prompt", description='e.g. "an old man with a grey beard and a cap"')
     edit_prompt: StringProperty(

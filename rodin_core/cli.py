@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="how strongly the avatar's front is pulled towards the --image, or for --text towards the portrait the "
-        "model draws for the prompt (written as NAME_portrait.png); 0 = the latent code alone; lower it for "
-        "portraits not framed like the generator's frontal views",
+        "model draws for the prompt (written as NAME_portrait.png; pulled twice as hard, at most 10); 0 = the "
+        "latent code alone; lower it for portraits not framed like the generator's frontal views",
     )
     gen.add_argument("--text", help='a description, e.g. "an old man with a grey beard and a cap"')
     gen.add_argument(

@@ -11,7 +11,13 @@ from PIL import Image
 
 from rodin_core.bundle import BundleError, load_bundle
 from rodin_core.images import load_portrait
-from rodin_core.pipeline import AvatarPipeline, GenerationCancelled, GenerationSettings
+from rodin_core.pipeline import (
+    DRAWN_PORTRAIT_GAIN,
+    AvatarPipeline,
+    GenerationCancelled,
+    GenerationSettings,
+    guidance_strength,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +154,13 @@ def test_image_guidance_pulls_the_sample_towards_the_portrait(tmp_path):
     assert error(guided) < error(plain)
     avatar = pipe.generate(seed=3, image=portrait, steps=4, mesh_resolution=32)
     assert avatar.metadata["settings"]["image_guidance"] == 1.0
+    assert avatar.metadata["image_guidance_strength"] == 1.0  # a user's portrait: the strength asked
     assert torch.equal(avatar.planes, guided)  # generate() guides with the portrait it encodes
+    # A drawn portrait (a prompt's) is pulled towards harder, within the guidance's limit.
+    assert guidance_strength(settings, drawn=True) == DRAWN_PORTRAIT_GAIN > 1.0
+    assert guidance_strength(GenerationSettings(image_guidance=9.0), drawn=True) == 10.0
+    assert guidance_strength(GenerationSettings(image_guidance=0.0), drawn=True) == 0.0
+    assert not torch.equal(pipe.sample_planes(3, z, settings, image=pixels, drawn=True), guided)
     with pytest.raises(ValueError, match="between 0 and 10"):
         GenerationSettings(image_guidance=-0.5).validate()
 

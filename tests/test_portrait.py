@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from helpers import random_bundle
 
 from rodin_core.io_utils import prefixed, save_tensors_atomic
-from rodin_core.pipeline import AvatarPipeline, GenerationSettings
+from rodin_core.pipeline import DRAWN_PORTRAIT_GAIN, AvatarPipeline, GenerationSettings, latent_list
 from rodin_core.portrait import PortraitConfig, PortraitModel
 from rodin_core.sampling import sample_portraits
 from rodin_core.schedule import NoiseSchedule
@@ -173,9 +173,20 @@ def test_a_prompt_is_steered_by_the_portrait_drawn_for_it(pipe):
         5, "a young man with round glasses", GenerationSettings(steps=3)
     )
     assert torch.equal(portrait, avatar.portrait) and unknown == []
-    # The portrait steers: the same prompt without image guidance is a different avatar, with no portrait.
+    # The avatar is conditioned on the drawn portrait as on a user's: its code is the encoder's reading of it,
+    # and the portrait pulls DRAWN_PORTRAIT_GAIN times as hard as the strength asked.
+    assert torch.equal(z, pipe.encode_pixels(portrait))
+    assert avatar.metadata["latent"] == latent_list(z)
+    assert avatar.metadata["image_guidance_strength"] == DRAWN_PORTRAIT_GAIN
+    assert torch.equal(
+        pipe.sample_planes(5, z, GenerationSettings(steps=3), image=portrait, drawn=True), avatar.planes
+    )
+    # The portrait steers: the same prompt without image guidance is a different avatar, with no portrait,
+    # conditioned on the prompt's own code.
     plain = pipe.generate(seed=5, text="a young man with round glasses", image_guidance=0.0, **settings)
     assert plain.metadata["portrait"] is None and plain.portrait is None
+    assert plain.metadata["latent"] == latent_list(pipe.encode_text("a young man with round glasses")[0])
+    assert plain.metadata["image_guidance_strength"] == 0.0
     assert not torch.equal(plain.planes, avatar.planes)
     # A variation keeps the seed's portrait (the identity) and draws new diffusion noise.
     other = pipe.generate(seed=5, text="a young man with round glasses", variation=1, **settings)

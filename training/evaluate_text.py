@@ -33,7 +33,7 @@ from PIL import Image
 
 from blender_scenes.attributes import FAMILIES, caption, draw_attributes
 from rodin_core.io_utils import read_json, write_json_atomic
-from rodin_core.pipeline import AvatarPipeline, GenerationSettings
+from rodin_core.pipeline import AvatarPipeline, GenerationSettings, guidance_strength
 from rodin_core.preview import grid
 from rodin_core.regions import blend_region, parts_named
 from training.attribute_classifier import load_classifier
@@ -96,7 +96,7 @@ def text_planes(pipe, seed: int, text: str, settings) -> tuple:
     """The avatar's final tri-planes for a prompt, as AvatarPipeline.generate conditions them, and the portrait
     drawn for it (None without a portrait model or with image guidance 0)."""
     z, portrait, _ = pipe.text_conditioning(seed, text, settings)
-    return pipe.sample_planes(seed, z, settings, image=portrait), portrait
+    return pipe.sample_planes(seed, z, settings, image=portrait, drawn=portrait is not None), portrait
 
 
 def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None, reword=False) -> tuple:
@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "colour_edits": not args.latent_colour_edits,
             "text_model": args.text_model,
             "image_guidance": settings.image_guidance,
+            "drawn_portrait_strength": guidance_strength(settings, drawn=True),
             "portrait_model": pipe.portrait_model is not None,
         },
         # Which model and which yardstick: reports of different classifiers are not comparable.
@@ -453,8 +454,9 @@ def markdown(report: dict) -> str:
     latent, drawn = report.get("text_latent_only"), t.get("portraits")
     if latent and drawn:  # prompts went through drawn portraits: what they add, and what they showed
         lines += [
-            f"Each prompt's avatar is pulled (image guidance {s['image_guidance']}) towards the frontal portrait the "
-            f"portrait model draws for it. The same prompts and seeds from the latent code alone: "
+            "Each prompt's avatar is pulled towards the frontal portrait the portrait model draws for it (image "
+            f"guidance {s['image_guidance']}: strength {s.get('drawn_portrait_strength', s['image_guidance'])} for a "
+            "drawn portrait) and takes the image encoder's reading of that portrait as its latent code. The same prompts and seeds from the latent code alone: "
             f"{latent['agreement_mean']:.1%}; the drawn portraits themselves, read by the same classifier: "
             f"{drawn['agreement_mean']:.1%}.",
             "",
