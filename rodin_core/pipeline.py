@@ -44,7 +44,7 @@ from .text import INSTRUCTING, REMOVING, TextConfig, TextEncoder, Vocabulary, ba
 from .texture import bake_texture, vertex_colors
 from .triplane import denormalize, normalize, resample, roll_in, roll_out
 from .unet import TriplaneUNet, UNetConfig
-from .view_guidance import ViewGuidance, ViewGuidanceConfig
+from .view_guidance import MAX_STRENGTH, ViewGuidance, ViewGuidanceConfig
 
 Progress = Callable[[str, int, int], None]
 
@@ -811,10 +811,10 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
 
 def guidance_strength(settings: GenerationSettings, drawn: bool = False) -> float:
     """The strength image guidance pulls with: `settings.image_guidance`, DRAWN_PORTRAIT_GAIN times it (at most
-    the guidance's limit of 10) towards a portrait the portrait model drew for a prompt."""
+    the guidance's MAX_STRENGTH) towards a portrait the portrait model drew for a prompt."""
     if not drawn:
         return settings.image_guidance
-    return min(settings.image_guidance * DRAWN_PORTRAIT_GAIN, 10.0)
+    return min(settings.image_guidance * DRAWN_PORTRAIT_GAIN, MAX_STRENGTH)
 
 
 def latent_list(z: torch.Tensor) -> list[float]:

@@ -29,6 +29,8 @@ from .decoder import TriplaneDecoder
 from .rendering import SamplingConfig, render_rays
 from .triplane import denormalize, resample, roll_in, sample_features
 
+MAX_STRENGTH = 10.0  # the strongest pull a guidance may be given
+
 
 @dataclass(frozen=True)
 class ViewGuidanceConfig:
@@ -45,8 +47,10 @@ class ViewGuidanceConfig:
     latent_learning_rate: float = 0.1
 
     def validate(self) -> None:
-        if not 0.0 <= self.strength <= 10.0:
-            raise ValueError(f"image guidance strength must be between 0 and 10; got {self.strength}")
+        if not 0.0 <= self.strength <= MAX_STRENGTH:
+            raise ValueError(
+                f"image guidance strength must be between 0 and {MAX_STRENGTH:g}; got {self.strength}"
+            )
         if self.iterations < 1 or self.rays < 1:
             raise ValueError("image guidance needs at least one iteration and one ray")
         if self.latent_iterations < 0:

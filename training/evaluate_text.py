@@ -456,7 +456,8 @@ def markdown(report: dict) -> str:
         lines += [
             "Each prompt's avatar is pulled towards the frontal portrait the portrait model draws for it (image "
             f"guidance {s['image_guidance']}: strength {s.get('drawn_portrait_strength', s['image_guidance'])} for a "
-            "drawn portrait) and takes the image encoder's reading of that portrait as its latent code. The same prompts and seeds from the latent code alone: "
+            "drawn portrait) and takes the image encoder's reading of that portrait as its latent code. The same "
+            "prompts and seeds from the latent code alone: "
             f"{latent['agreement_mean']:.1%}; the drawn portraits themselves, read by the same classifier: "
             f"{drawn['agreement_mean']:.1%}.",
             "",
