@@ -305,16 +305,22 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     cls = tmp_path / "classifier"
     split = base / "base" / "base.json"
     cargs = ["--data", str(dataset), "--split", str(split), "--out", str(cls), "--epochs", "1"]
-    cargs += ["--fit", str(fit), "--extra-data", str(dataset), "--batch", "8", "--threads", "2"]
+    cargs += ["--fit", str(fit), "--batch", "8", "--threads", "2"]
+    with pytest.raises(SystemExit, match="--check-data: .*does not exist"):
+        attribute_classifier.main([*cargs, "--check-data", str(tmp_path / "nowhere")])
+    cargs += ["--extra-data", str(dataset), str(dataset), "--check-data", str(dataset)]
     assert attribute_classifier.main(cargs) == 0
     cls_meta = json.loads((cls / "classifier.json").read_text())
     train_ids = json.loads(split.read_text())["train_ids"]
     views = {d.name: len(list((d / "images").glob("*.png"))) for d in dataset.iterdir() if d.is_dir()}
-    # Every view of the training avatars, three renders of each one's fitted tri-planes, every extra view.
-    assert cls_meta["train_images"] == sum(views[t] for t in train_ids) + 3 * len(train_ids) + sum(
+    # Every view of the training avatars, three renders of each one's fitted tri-planes, every view of each of
+    # the two extra data sets.
+    assert cls_meta["train_images"] == sum(views[t] for t in train_ids) + 3 * len(train_ids) + 2 * sum(
         views.values()
     )
-    for key in ("holdout_frontal_accuracy", "holdout_all_views_accuracy", "holdout_fitted_frontal_accuracy"):
+    assert cls_meta["extra_data"] == [str(dataset)] * 2 and cls_meta["check_data"] == str(dataset)
+    accuracies = ("holdout_frontal_accuracy", "holdout_all_views_accuracy", "holdout_fitted_frontal_accuracy")
+    for key in (*accuracies, "check_frontal_accuracy"):
         assert all(0.0 <= a <= 1.0 for a in cls_meta[key].values())
     quality = tmp_path / "quality"
     eargs = ["--weights", str(bundle), "--data", str(dataset), "--classifier", str(cls), "--fit", str(fit)]

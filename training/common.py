@@ -251,9 +251,10 @@ def check_finite(loss: torch.Tensor, step: int, checkpoint: Checkpointer | None 
         )
 
 
-def extra_record_names(root: Path) -> list[str]:
-    """The complete records of an --extra-data set; a one-line exit naming the problem when it is not one."""
+def extra_record_names(root: Path, option: str = "--extra-data") -> list[str]:
+    """The complete records of the data set given as `option`; a one-line exit naming the problem when it is not
+    one."""
     try:
         return [record.name for record in list_records(root)]
     except DatasetError as exc:
-        raise SystemExit(f"--extra-data: {exc}") from exc
+        raise SystemExit(f"{option}: {exc}") from exc
