@@ -339,6 +339,8 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert report["training"]["avatars"] == 2 and 0.0 <= final["attribute_agreement_training"]["mean"] <= 1.0
     text = (quality / "evaluation.md").read_text()
     assert "3 fresh avatars" in text and "2 training avatars" in text and "read 40° to the side" in text
+    # With --fit the fitted renders, not the real views, bound the agreement.
+    assert "reproduced each avatar exactly through this decoder" in text
     # Text prompts and edits, read by both text encoders of the bundle.
     from training import evaluate_text
 
