@@ -121,3 +121,14 @@ def test_attribute_loss_trains_the_image_encoder_and_is_off_by_default():
         loss.backward()
         optim.step()
     assert loss.item() < 0.5 * first.item()
+
+
+def test_real_view_accuracy_prefers_the_check_set():
+    from training.attribute_classifier import real_view_accuracy
+
+    holdout, check = {"sex": 0.5}, {"sex": 0.9}
+    acc, views = real_view_accuracy({"holdout_frontal_accuracy": holdout})
+    assert acc == holdout and "held-out" in views
+    meta = {"holdout_frontal_accuracy": holdout, "check_frontal_accuracy": check, "check_data": "runs/x"}
+    acc, views = real_view_accuracy({**meta, "check_avatars": 400})
+    assert acc == check and views == "the frontal views of 400 avatars of runs/x (which nothing trained on)"

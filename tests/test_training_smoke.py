@@ -319,6 +319,7 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         views.values()
     )
     assert cls_meta["extra_data"] == [str(dataset)] * 2 and cls_meta["check_data"] == str(dataset)
+    assert cls_meta["check_avatars"] == len(views)
     accuracies = ("holdout_frontal_accuracy", "holdout_all_views_accuracy", "holdout_fitted_frontal_accuracy")
     for key in (*accuracies, "check_frontal_accuracy"):
         assert all(0.0 <= a <= 1.0 for a in cls_meta[key].values())
@@ -341,6 +342,9 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert "3 fresh avatars" in text and "2 training avatars" in text and "read 40° to the side" in text
     # With --fit the fitted renders, not the real views, bound the agreement.
     assert "reproduced each avatar exactly through this decoder" in text
+    # The real-view column comes from the check set, the larger sample, and says so.
+    assert report["classifier_accuracy_on_real_frontal_views"] == cls_meta["check_frontal_accuracy"]
+    assert f"the frontal views of {len(views)} avatars of {dataset} (which nothing trained on)" in text
     # Text prompts and edits, read by both text encoders of the bundle.
     from training import evaluate_text
 
@@ -377,6 +381,7 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         assert 0.0 <= v["retrieval_reworded"]["top1"] <= v["retrieval_reworded"]["top5"] <= 1.0
         assert 0.0 <= v["reworded_agreement"]["agreement_mean"] <= 1.0
     assert "Prompts in other words" in (quality / "text_evaluation.md").read_text()
+    assert f"avatars of {dataset} (which nothing trained on)" in (quality / "text_evaluation.md").read_text()
     assert (quality / "text_prompts_reworded.png").is_file()
     # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
     from training import probe_latents

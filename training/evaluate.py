@@ -42,7 +42,7 @@ from rodin_core.mesh import MeshConfig, NoSurfaceError, extract_mesh
 from rodin_core.metrics import psnr
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid
-from training.attribute_classifier import labels, load_classifier
+from training.attribute_classifier import labels, load_classifier, real_view_accuracy
 from training.common import extra_record_names
 from training.fit_report import load_fitted
 from training.train_base import frontal_images
@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     mesh = MeshConfig(resolution=args.mesh_resolution, threshold=args.threshold or pipe.threshold)
     classifier = load_classifier(Path(args.classifier))
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
+    real_acc, real_views = real_view_accuracy(cls_meta)
     ref_points = []
     for i, hid in enumerate(holdout):
         gt = trimesh.load(data / hid / "mesh.ply", force="mesh")
@@ -314,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             "guidance": settings.guidance,
             "image_guidance": settings.image_guidance,
         },
-        "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
+        "classifier_accuracy_on_real_frontal_views": real_acc,
+        "classifier_real_views": real_views,
         "models": [],
     }
     if args.fit:
@@ -479,9 +481,8 @@ def markdown(report: dict) -> str:
             f"{final['attribute_tv_unconditioned'][fam]:.2f} |"
         )
     real = report["classifier_accuracy_on_real_frontal_views"]
-    means = [
-        f"the classifier reads {np.mean(list(real.values())):.1%} of the families right on the real views"
-    ]
+    views = report.get("classifier_real_views", "the real views")  # reports before session 25 lack it
+    means = [f"the classifier reads {np.mean(list(real.values())):.1%} of the families right on {views}"]
     if on_fitted:
         means.append(f"{np.mean(list(on_fitted.values())):.1%} on renders of the fitted tri-planes")
         ceiling = (

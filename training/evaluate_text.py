@@ -36,7 +36,7 @@ from rodin_core.io_utils import read_json, write_json_atomic
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, guidance_strength
 from rodin_core.preview import grid
 from rodin_core.regions import blend_region, parts_named
-from training.attribute_classifier import load_classifier
+from training.attribute_classifier import load_classifier, real_view_accuracy
 from training.evaluate import SIDE_AZIMUTH, frontal, readings, view_at
 from training.train_base import frontal_images
 from training.train_text import paraphrase, retrieval
@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: this bundle has no text encoder; export one with training.export --text")
     classifier = load_classifier(Path(args.classifier))
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
+    real_acc, real_views = real_view_accuracy(cls_meta)
     settings = GenerationSettings(
         steps=args.steps, guidance=args.guidance, image_guidance=args.image_guidance
     )
@@ -397,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         # Which model and which yardstick: reports of different classifiers are not comparable.
         "made_by": pipe.config.get("made_by"),
         "classifier": str(args.classifier),
-        "classifier_accuracy_on_real_frontal_views": cls_meta["holdout_frontal_accuracy"],
+        "classifier_accuracy_on_real_frontal_views": real_acc,
+        "classifier_real_views": real_views,
         "readable_families": readable,
         "text": text,
         "text_latent_only": latent_only,
@@ -439,7 +441,12 @@ def markdown(report: dict) -> str:
             f"Classifier: `{report['classifier']}`. Model: the bundle made by commit {made.get('commit', '?')}"
             + (f", extended by {made['extended_by_commit']}" if made.get("extended_by_commit") else "")
             + (f" (portrait model: {made['portrait_steps']} steps)" if made.get("portrait_steps") else "")
-            + ".",
+            + "."
+            + (
+                f' The column "classifier on real views" reads {report["classifier_real_views"]}.'
+                if report.get("classifier_real_views")  # reports before session 25 lack it
+                else ""
+            ),
             "",
         ]
     readable = report.get("readable_families")
