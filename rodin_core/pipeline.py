@@ -683,9 +683,9 @@ class AvatarPipeline:
         for its own latent.
 
         A local prompt that only recolours the hair ("make the hair blond") repaints the hair the avatar has
-        (rodin_core.recolour: geometry and everything outside the hair kept, `strength` blends the colour in;
-        the latent code is unchanged) unless `colour_edits` is False; a head with no hair to paint gets the
-        latent edit, which can draw hair."""
+        (rodin_core.recolour: geometry and everything outside the hair kept, and inside it a hat or the back of
+        a shirt of another colour; `strength` blends the colour in; the latent code is unchanged) unless
+        `colour_edits` is False; a head with no hair to paint gets the latent edit, which can draw hair."""
         colour = hair_colour_named(text) if (colour_edits and local and text and image is None) else None
         if colour is not None:
             painted = recolour(self.decoder, planes[:1].to(self.device).float(), colour, min(strength, 1.0))

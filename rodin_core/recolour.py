@@ -8,6 +8,14 @@ the decoder renders that hair colour (`HAIR_LOOKS`), and fits the part's tri-pla
 (a fixed 2D edit lifted into 3D, as Instruct-NeRF2NeRF's dataset update does with its image editor). The fit
 changes the planes only inside the part's masks (rodin_core.regions), through a smooth coarse offset, so every
 point outside keeps its features bit for bit and the hair takes no speckle.
+
+The hair region also holds headwear (a hat sits where hair would be), and a hat is not hair: a hat is told apart
+by its colour. Below the line where the generator's hats end, at the sides of the head, whatever is not skin is
+the avatar's own hair; the top of the head shows the hair or the hat. When the two colours are far apart the
+top is a hat, and only the pixels nearer the hair's colour than the hat's are painted. A hat of the hair's own
+hue (a black beanie on black hair) is not told apart and is painted with the hair. The region also runs down
+the back, where long hair falls over the shirt; the shirt, whose colour the chest shows, is told apart the same
+way.
 """
 
 from __future__ import annotations
@@ -42,6 +50,17 @@ _HAIR_WORDS = frozenset(("hair", "colour", "color", "coloured", "colored", "dye"
 
 # The cheeks in a frontal view at the generator's framing, as fractions of the image: skin, whatever else shows.
 _CHEEKS = (slice(22 / 64, 30 / 64), slice(24 / 64, 40 / 64))
+
+# Heights (scene z, docs/CONVENTIONS.md) that tell hair from headwear. The generator's caps and beanies cover the
+# head from z = 0.24-0.28 up (a top hat from 0.46) and leave out the hair they cover; so between the ears' top
+# and that line what is not skin is the avatar's own hair, and above TOP_HEIGHT it is the hair's crown or a hat.
+OWN_HAIR_HEIGHTS = (0.02, 0.2)
+TOP_HEIGHT = 0.5
+# Distance in chromaticity between the crown's colour and the own hair's beyond which the crown is headwear;
+# chosen on the fitted training avatars (`python -m training.hair_looks` measures how it tells hats apart).
+HEADWEAR_APART = 0.12
+# Below this height the front view shows the chest: the shirt (the collar ends near z = -0.6).
+CHEST_HEIGHT = -0.65
 
 
 @dataclass(frozen=True)
@@ -112,14 +131,20 @@ def part_share(
     """(H, W) in [0, 1]: where the named parts show in one view of planes (1, 3, C, R, R), composited along
     each ray through the avatar's own density. A point one plane's edit reaches counts as wholly inside (x3):
     most parts are masked on two of the three planes."""
+    return _share_and_height(decoder, planes, parts, cameras, view, sampling)[0]
+
+
+def _share_and_height(decoder, planes, parts, cameras, view, sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """`part_share` and the height (scene z) of the surface each pixel shows (0 where nothing shows)."""
     masks = region_masks(parts, planes.shape[-1]).to(planes)[None, :, None]
 
     def field(points, dirs):
         sigma = decoder(sample_features(planes, points), dirs)[0]
         inside = (3 * sample_features(masks, points)[..., 0]).clamp(0, 1)
-        return sigma, inside[..., None].expand(*inside.shape, 3)
+        return sigma, torch.stack([inside, points[..., 2], torch.zeros_like(inside)], -1)
 
-    return render_field(field, cameras, view, sampling, background=(0.0, 0.0, 0.0))["rgb"][..., 0]
+    out = render_field(field, cameras, view, sampling, background=(0.0, 0.0, 0.0))
+    return out["rgb"][..., 0], out["rgb"][..., 1] / out["alpha"].clamp_min(1e-4)
 
 
 def recolour(
@@ -131,8 +156,9 @@ def recolour(
     part: str = "hair",
 ) -> torch.Tensor | None:
     """Planes (1, 3, C, R, R) with the part's visible hair painted `colour` (a key of HAIR_LOOKS); `strength`
-    blends from the avatar's own colours (0) to the full new colour (1). None when the part shows too few
-    pixels other than skin to paint (a bald head): that is no colour edit."""
+    blends from the avatar's own colours (0) to the full new colour (1). Headwear keeps its colour (see the
+    module's note). None when the part shows too few pixels of hair to paint (a bald head, with or without a
+    hat): that is no colour edit."""
     config.validate()
     if colour not in HAIR_LOOKS:
         raise ValueError(f"unknown hair colour {colour!r}; known: {', '.join(HAIR_LOOKS)}")
@@ -186,26 +212,110 @@ def recolour(
 
 
 def _paint(decoder, planes, part, cams, colour, strength, config):
-    """Each view rendered and painted: the part's pixels that are not skin turned towards the colour's look.
-    Returns the front's painted share and per view (painted rgb, alpha, part share)."""
+    """Each view rendered and painted: the part's pixels that are the avatar's hair (not skin, not headwear)
+    turned towards the colour's look. Returns the front's painted share and per view (painted rgb, alpha, part
+    share)."""
     look = torch.tensor(HAIR_LOOKS[colour], device=planes.device)
-    targets, alphas, shares = [], [], []
-    skin = None
-    front_paint = None
+    renders, not_skin = _views(decoder, planes, part, cams, config)
+    own, headwear = hair_and_headwear(renders, not_skin, _sides(config))
+    shirt = shirt_colour(renders[0], own)
+    paints, targets, alphas, shares = [], [], [], []
+    for (rgb, alpha, share, _), other in zip(renders, not_skin):
+        paint = strength * share * alpha * other
+        if own is None:  # no hair below where hats end (a bald head, perhaps in a hat): nothing to recolour
+            paint = torch.zeros_like(paint)
+        for thing in (headwear, shirt):
+            if thing is not None:
+                paint = paint * own_hair_share(rgb, own, thing)
+        paints.append(paint)
+        targets.append(rgb + paint[..., None] * (look - rgb))
+        alphas.append(alpha[..., None])
+        shares.append(share[..., None])
+    return paints[0], (targets, alphas, shares)
+
+
+def find_headwear(
+    decoder: TriplaneDecoder,
+    planes: torch.Tensor,
+    config: RecolourConfig = RecolourConfig(),
+    part: str = "hair",
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(own hair colour, headwear colour or None) of planes (1, 3, C, R, R), as `recolour` tells them apart."""
+    config.validate()
+    with torch.no_grad():
+        renders, not_skin = _views(decoder, planes.float(), part, _cameras(config.views, config.size), config)
+    return hair_and_headwear(renders, not_skin, _sides(config))
+
+
+def _views(decoder, planes, part, cams, config) -> tuple[list, list]:
+    """Per view (rgb, alpha, part share, height), and per view how far each pixel is from the skin's colour
+    (0 = skin; the skin is the median of the front view's cheeks)."""
+    renders = []
     for v in range(len(config.views)):
         out = render_field(
             lambda p, d: decoder(sample_features(planes, p), d), cams, v, config.paint_sampling
         )
-        rgb, alpha = out["rgb"], out["alpha"]
-        share = part_share(decoder, planes, [part], cams, v, config.paint_sampling)
-        if skin is None:
-            rows, cols = (slice(int(s.start * config.size), int(s.stop * config.size)) for s in _CHEEKS)
-            skin = rgb[rows, cols].reshape(-1, 3).median(0).values
-        not_skin = 1 - torch.exp(-((rgb - skin) ** 2).sum(-1) / (2 * config.skin_width**2))
-        paint = strength * share * alpha * not_skin
-        if front_paint is None:
-            front_paint = paint
-        targets.append(rgb + paint[..., None] * (look - rgb))
-        alphas.append(alpha[..., None])
-        shares.append(share[..., None])
-    return front_paint, (targets, alphas, shares)
+        share, height = _share_and_height(decoder, planes, [part], cams, v, config.paint_sampling)
+        renders.append((out["rgb"], out["alpha"], share, height))
+    rows, cols = (slice(int(s.start * config.size), int(s.stop * config.size)) for s in _CHEEKS)
+    skin = renders[0][0][rows, cols].reshape(-1, 3).median(0).values
+    not_skin = [
+        1 - torch.exp(-((rgb - skin) ** 2).sum(-1) / (2 * config.skin_width**2)) for rgb, *_ in renders
+    ]
+    return renders, not_skin
+
+
+def _sides(config: RecolourConfig) -> list[int]:
+    return [v for v, (az, el) in enumerate(config.views) if el == 0 and az % 180 != 0]
+
+
+def hair_and_headwear(renders, not_skin, sides: list[int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The avatar's own hair colour (the median of what is not skin at the sides of the head, below where hats
+    end) and its headwear's (the median at the top of the head, when its chromaticity is HEADWEAR_APART from
+    the hair's), over views of (rgb, alpha, part share, height). The side views (`sides`) are read first: the
+    renders are lit from the front, and the back of a fitted head is the part of it its views show least. None
+    for what no view shows."""
+    low, top = [], []
+    for (rgb, alpha, share, height), other in zip(renders, not_skin):
+        hair_like = (alpha > 0.5) & (share > 0.9) & (other > 0.5)
+        low.append(rgb[hair_like & (height > OWN_HAIR_HEIGHTS[0]) & (height < OWN_HAIR_HEIGHTS[1])])
+        top.append(rgb[hair_like & (height > TOP_HEIGHT)])
+    pooled = []
+    for found in (low, top):
+        seen = torch.cat([found[v] for v in sides]) if sides else found[0][:0]
+        seen = seen if len(seen) else torch.cat(found)
+        pooled.append(seen.median(0).values if len(seen) else None)
+    own, crown_colour = pooled
+    if (
+        own is None
+        or crown_colour is None
+        or float((chroma(own) - chroma(crown_colour)).norm()) < HEADWEAR_APART
+    ):
+        return own, None
+    return own, crown_colour
+
+
+def shirt_colour(front, own: torch.Tensor | None) -> torch.Tensor | None:
+    """The shirt's colour (the median of the chest in the front view's (rgb, alpha, share, height)) when its
+    chromaticity is HEADWEAR_APART from the own hair's: the hair region reaches down the back for long hair,
+    over the back of the shirt, which is not to be painted. None when it is not told apart."""
+    rgb, alpha, _, height = front
+    chest = rgb[(alpha > 0.5) & (height < CHEST_HEIGHT)]
+    if own is None or not len(chest):
+        return None
+    shirt = chest.median(0).values
+    return shirt if float((chroma(shirt) - chroma(own)).norm()) >= HEADWEAR_APART else None
+
+
+def chroma(rgb: torch.Tensor) -> torch.Tensor:
+    """Chromaticity, (r, g, b) / (r + g + b) with a little added so black has one: the colour without the
+    shading, which differs between the top of a head and its sides more than hair differs from hair."""
+    rgb = rgb + 0.05
+    return rgb / rgb.sum(-1, keepdim=True)
+
+
+def own_hair_share(rgb: torch.Tensor, own: torch.Tensor, headwear: torch.Tensor) -> torch.Tensor:
+    """(H, W) in [0, 1]: how surely each pixel is the hair rather than the headwear, by which chromaticity it is
+    nearer (a soft step 0.02 wide, so shading at the brim blends)."""
+    c = chroma(rgb)
+    return torch.sigmoid(((c - chroma(headwear)).norm(dim=-1) - (c - chroma(own)).norm(dim=-1)) / 0.02)

@@ -9,7 +9,7 @@ from rodin_core.bundle import DEFAULT_BUNDLE, load_bundle
 from rodin_core.cameras import Cameras
 from rodin_core.pipeline import AvatarPipeline
 from rodin_core.preview import render_image
-from rodin_core.recolour import HAIR_LOOKS, crown
+from rodin_core.recolour import HAIR_LOOKS, crown, find_headwear
 from rodin_core.regions import region_masks
 
 pytestmark = pytest.mark.slow
@@ -229,3 +229,22 @@ def test_make_the_hair_blond_repaints_the_hair_and_keeps_the_face():
     inside = region_masks(["hair"], planes.shape[-1])[None, :, None] > 0
     outside = ~inside.expand_as(result.planes)
     assert torch.equal(result.planes[outside], planes.cpu()[outside])
+
+
+def test_make_the_hair_blond_leaves_a_hat_alone():
+    """The hair region holds headwear too; a recolour paints the hair under a red top hat and not the hat."""
+    pipe = AvatarPipeline.from_bundle()
+    seed = 50_006  # a text-evaluation edit avatar: white hair under a red top hat
+    z = pipe.latent(seed)
+    planes = pipe.sample_planes(seed, z)
+    own, hat = find_headwear(pipe.decoder, planes)
+    assert hat is not None and hat[0] > hat[1] + 0.3  # found, and red
+    result = pipe.edit(planes, z, seed, text="make the hair blond")
+    cams = Cameras.orbit((0.0,), 0.0, 64)
+    before, after = (render_image(p[0], pipe.decoder, cams, 0)["rgb"] for p in (planes, result.planes))
+    top = crown(pipe.part_mask(planes, ["hair"], 64)[0, 0])  # the top of the hair region: the hat
+    # painting every non-skin pixel of the region turned it 0.72 towards blond; the hat now keeps its colour
+    # but for the smooth offset's spill at its rim
+    assert (after[top] - before[top]).norm(dim=-1).mean() < 0.1
+    hair = pipe.part_mask(planes, ["hair"], 64)[0, 0] > 0.9
+    assert (after[hair & ~top] - before[hair & ~top]).norm(dim=-1).max() > 0.2  # the hair below it did change

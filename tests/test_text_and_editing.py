@@ -5,7 +5,14 @@ import torch
 from helpers import random_bundle
 
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, noise_seed
-from rodin_core.recolour import RecolourConfig, hair_colour_named, recolour
+from rodin_core.recolour import (
+    RecolourConfig,
+    hair_and_headwear,
+    hair_colour_named,
+    own_hair_share,
+    recolour,
+    shirt_colour,
+)
 from rodin_core.regions import blend_region, parts_named, region_masks
 from rodin_core.text import TextConfig, TextEncoder, Vocabulary, batch_ids, words
 from rodin_core.triplane import sample_features
@@ -157,6 +164,47 @@ def test_prompts_that_only_recolour_the_hair():
     assert hair_colour_named("blond") is None  # which part? could be a beard
     assert hair_colour_named("red or blond hair") is None
     assert hair_colour_named("a red shirt") is None
+
+
+def _head_view(top_rgb, low_rgb, size=8):
+    """A view of a head whose upper half (above where hats end) shows top_rgb and lower half low_rgb, all of it
+    in the hair region and none of it skin: (rgb, alpha, share, height) and its distance from skin."""
+    rgb = torch.empty(size, size, 3)
+    rgb[: size // 2], rgb[size // 2 :] = torch.tensor(top_rgb), torch.tensor(low_rgb)
+    height = torch.full((size, size), 0.1)
+    height[: size // 2] = 0.6
+    ones = torch.ones(size, size)
+    return (rgb, ones, ones, height), ones
+
+
+def test_a_hat_is_told_from_the_hair_by_its_colour_not_its_shading():
+    brown, red = (0.5, 0.3, 0.2), (0.8, 0.1, 0.1)
+    views = [_head_view(red, brown), _head_view(red, brown)]
+    own, hat = hair_and_headwear([v for v, _ in views], [n for _, n in views], sides=[1])
+    assert torch.allclose(own, torch.tensor(brown)) and torch.allclose(hat, torch.tensor(red))
+    hairness = own_hair_share(views[0][0][0], own, hat)
+    assert hairness[-1].min() > 0.99 and hairness[0].max() < 0.01  # the hair painted, the hat not
+    # the same brown lit brighter at the top of the head is hair, not a hat
+    lit = tuple(1.6 * c for c in brown)
+    views = [_head_view(lit, brown)] * 2
+    own, hat = hair_and_headwear([v for v, _ in views], [n for _, n in views], sides=[1])
+    assert torch.allclose(own, torch.tensor(brown)) and hat is None
+    # a head showing nothing below the hat line: no own hair colour, so nothing is taken for headwear
+    rgb, alpha, share, height = views[0][0]
+    bald = [((rgb, alpha, share, torch.full_like(height, 0.6)), views[0][1])]
+    assert hair_and_headwear([v for v, _ in bald], [n for _, n in bald], sides=[]) == (None, None)
+
+
+def test_the_back_of_the_shirt_is_told_from_long_hair():
+    brown, green = torch.tensor((0.5, 0.3, 0.2)), torch.tensor((0.2, 0.5, 0.25))
+    (rgb, alpha, share, height), _ = _head_view((0.5, 0.3, 0.2), (0.2, 0.5, 0.25))
+    height[4:] = -0.8  # the lower half is the chest
+    assert torch.allclose(shirt_colour((rgb, alpha, share, height), brown), green)
+    assert (
+        shirt_colour((rgb, alpha, share, height), green * 1.3) is None
+    )  # the hair's own hue: not told apart
+    assert shirt_colour((rgb, alpha, share, height), None) is None
+    assert own_hair_share(green[None, None], brown, green).item() < 0.01
 
 
 def test_recolouring_changes_only_the_hair_region(pipe):

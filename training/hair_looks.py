@@ -4,6 +4,9 @@ For every fitted avatar with hair and no headwear, the mean colour of the crown 
 hair above the forehead, `rodin_core.recolour.crown`), averaged per hair colour. A decoder trained anew renders
 colours its own way; measure its fit with this and put the table in `HAIR_LOOKS`.
 
+It also measures how the recolour tells a hat from hair (`rodin_core.recolour.find_headwear`, threshold
+`HEADWEAR_APART`) on every fitted avatar with hair: the hats it finds and the bare heads it takes for hats.
+
     python -m training.hair_looks --fit runs/tiny/refit --data runs/tiny/data
 """
 
@@ -17,7 +20,7 @@ import torch
 from rodin_core.cameras import Cameras
 from rodin_core.io_utils import read_json
 from rodin_core.preview import render_image
-from rodin_core.recolour import HAIR_LOOKS, crown, part_share
+from rodin_core.recolour import HAIR_LOOKS, HEADWEAR_APART, crown, find_headwear, part_share
 from training.fit_report import load_fitted
 
 SIZE = 64
@@ -50,11 +53,31 @@ def hair_looks(fit: Path, data: Path) -> dict[str, dict]:
     }
 
 
+def headwear_found(fit: Path, data: Path, limit: int | None = None) -> dict[str, dict]:
+    """Per headwear kind ("none" included): the fitted avatars with hair, and how many find_headwear takes for
+    wearing headwear (for "none": the bare heads mistaken for hats). `limit`: the first so many avatars."""
+    meta, planes, decoder = load_fitted(fit)
+    found: dict[str, dict] = {}
+    for i, name in enumerate(meta["ids"][:limit]):
+        a = read_json(data / name / "attributes.json", "avatar attributes")["attributes"]
+        if a["hair_style"] == "bald":
+            continue
+        _, headwear = find_headwear(decoder, planes[i : i + 1])
+        row = found.setdefault(a["headwear"], {"avatars": 0, "found": 0})
+        row["avatars"] += 1
+        row["found"] += headwear is not None
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.hair_looks", description=__doc__.splitlines()[0])
     p.add_argument("--fit", required=True, help="a fit run (training.fit_triplanes) or its fitted/ folder")
     p.add_argument("--data", required=True, help="the data set it fitted (each avatar's attributes.json)")
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--headwear", action="store_true", help="also measure how the recolour tells hats from hair"
+    )
+    p.add_argument("--limit", type=int, help="--headwear on the first so many avatars only")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted(set(HAIR_LOOKS) - set(looks))
     if missing:
         print(f"not measured (no such avatar): {', '.join(missing)}")
+    if args.headwear:
+        found = headwear_found(Path(args.fit), Path(args.data), args.limit)
+        print(f"headwear told from hair at HEADWEAR_APART = {HEADWEAR_APART} (avatars with hair):")
+        for kind, row in sorted(found.items()):
+            what = "taken for a hat" if kind == "none" else "found"
+            print(
+                f"  {kind:8} {row['avatars']:3} avatars  {what}: {row['found']} ({row['found'] / row['avatars']:.0%})"
+            )
     return 0
 
 
