@@ -135,7 +135,8 @@ def part_share(
 
 
 def _share_and_height(decoder, planes, parts, cameras, view, sampling) -> tuple[torch.Tensor, torch.Tensor]:
-    """`part_share` and the height (scene z) of the surface each pixel shows (0 where nothing shows)."""
+    """`part_share` and the height (scene z) of the surface each pixel shows (meaningless where nothing shows:
+    read it where the alpha is high)."""
     masks = region_masks(parts, planes.shape[-1]).to(planes)[None, :, None]
 
     def field(points, dirs):
@@ -314,8 +315,8 @@ def chroma(rgb: torch.Tensor) -> torch.Tensor:
     return rgb / rgb.sum(-1, keepdim=True)
 
 
-def own_hair_share(rgb: torch.Tensor, own: torch.Tensor, headwear: torch.Tensor) -> torch.Tensor:
-    """(H, W) in [0, 1]: how surely each pixel is the hair rather than the headwear, by which chromaticity it is
-    nearer (a soft step 0.02 wide, so shading at the brim blends)."""
+def own_hair_share(rgb: torch.Tensor, own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """(H, W) in [0, 1]: how surely each pixel is the hair rather than the other thing (the headwear, the
+    shirt), by which chromaticity it is nearer (a soft step 0.02 wide, so shading at a hat's brim blends)."""
     c = chroma(rgb)
-    return torch.sigmoid(((c - chroma(headwear)).norm(dim=-1) - (c - chroma(own)).norm(dim=-1)) / 0.02)
+    return torch.sigmoid(((c - chroma(other)).norm(dim=-1) - (c - chroma(own)).norm(dim=-1)) / 0.02)
