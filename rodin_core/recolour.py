@@ -287,13 +287,7 @@ def hair_and_headwear(renders, not_skin, sides: list[int]) -> tuple[torch.Tensor
         seen = seen if len(seen) else torch.cat(found)
         pooled.append(seen.median(0).values if len(seen) else None)
     own, crown_colour = pooled
-    if (
-        own is None
-        or crown_colour is None
-        or float((chroma(own) - chroma(crown_colour)).norm()) < HEADWEAR_APART
-    ):
-        return own, None
-    return own, crown_colour
+    return own, crown_colour if _told_apart(crown_colour, own) else None
 
 
 def shirt_colour(front, own: torch.Tensor | None) -> torch.Tensor | None:
@@ -302,10 +296,16 @@ def shirt_colour(front, own: torch.Tensor | None) -> torch.Tensor | None:
     over the back of the shirt, which is not to be painted. None when it is not told apart."""
     rgb, alpha, _, height = front
     chest = rgb[(alpha > 0.5) & (height < CHEST_HEIGHT)]
-    if own is None or not len(chest):
-        return None
-    shirt = chest.median(0).values
-    return shirt if float((chroma(shirt) - chroma(own)).norm()) >= HEADWEAR_APART else None
+    shirt = chest.median(0).values if len(chest) else None
+    return shirt if _told_apart(shirt, own) else None
+
+
+def _told_apart(thing: torch.Tensor | None, own: torch.Tensor | None) -> bool:
+    """Whether a colour seen in the hair region is something other than the own hair: both seen, and their
+    chromaticities HEADWEAR_APART or more apart."""
+    if thing is None or own is None:
+        return False
+    return float((chroma(thing) - chroma(own)).norm()) >= HEADWEAR_APART
 
 
 def chroma(rgb: torch.Tensor) -> torch.Tensor:

@@ -237,14 +237,15 @@ def test_make_the_hair_blond_leaves_a_hat_alone():
     seed = 50_006  # a text-evaluation edit avatar: white hair under a red top hat
     z = pipe.latent(seed)
     planes = pipe.sample_planes(seed, z)
-    own, hat = find_headwear(pipe.decoder, planes)
+    _, hat = find_headwear(pipe.decoder, planes)
     assert hat is not None and hat[0] > hat[1] + 0.3  # found, and red
     result = pipe.edit(planes, z, seed, text="make the hair blond")
     cams = Cameras.orbit((0.0,), 0.0, 64)
     before, after = (render_image(p[0], pipe.decoder, cams, 0)["rgb"] for p in (planes, result.planes))
-    top = crown(pipe.part_mask(planes, ["hair"], 64)[0, 0])  # the top of the hair region: the hat
+    share = pipe.part_mask(planes, ["hair"], 64)[0, 0]
+    top = crown(share)  # the top of the hair region: the hat
     # painting every non-skin pixel of the region turned it 0.72 towards blond; the hat now keeps its colour
     # but for the smooth offset's spill at its rim
     assert (after[top] - before[top]).norm(dim=-1).mean() < 0.1
-    hair = pipe.part_mask(planes, ["hair"], 64)[0, 0] > 0.9
+    hair = share > 0.9
     assert (after[hair & ~top] - before[hair & ~top]).norm(dim=-1).max() > 0.2  # the hair below it did change

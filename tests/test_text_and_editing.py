@@ -200,9 +200,8 @@ def test_the_back_of_the_shirt_is_told_from_long_hair():
     (rgb, alpha, share, height), _ = _head_view((0.5, 0.3, 0.2), (0.2, 0.5, 0.25))
     height[4:] = -0.8  # the lower half is the chest
     assert torch.allclose(shirt_colour((rgb, alpha, share, height), brown), green)
-    assert (
-        shirt_colour((rgb, alpha, share, height), green * 1.3) is None
-    )  # the hair's own hue: not told apart
+    # the hair's own hue: not told apart
+    assert shirt_colour((rgb, alpha, share, height), green * 1.3) is None
     assert shirt_colour((rgb, alpha, share, height), None) is None
     assert own_hair_share(green[None, None], brown, green).item() < 0.01
 

@@ -289,12 +289,18 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     # How each hair colour renders through the fitted decoder: the table colour edits paint with.
     from training import hair_looks
 
-    looks = hair_looks.hair_looks(fit, dataset)
+    fitted = load_fitted(fit)
+    looks = hair_looks.hair_looks(fitted, dataset)
     for look in looks.values():
         assert look["avatars"] >= 1 and all(0.0 <= c <= 1.0 for c in look["rgb"])
+    # How the recolour tells hats from hair, per headwear kind, over the avatars with hair.
+    found = hair_looks.headwear_found(fitted, dataset, limit=3)
+    assert all(0 <= row["found"] <= row["avatars"] for row in found.values())
+    assert sum(row["avatars"] for row in found.values()) <= 3
     if looks:
-        assert hair_looks.main(["--fit", str(fit), "--data", str(dataset)]) == 0
-        assert "avatars  rgb" in capsys.readouterr().out
+        assert hair_looks.main(["--fit", str(fit), "--data", str(dataset), "--headwear", "--limit", "2"]) == 0
+        out = capsys.readouterr().out
+        assert "avatars  rgb" in out and "headwear told from hair" in out
     else:  # none of the 5 avatars has hair without headwear
         with pytest.raises(SystemExit, match="nothing to measure"):
             hair_looks.main(["--fit", str(fit), "--data", str(dataset)])

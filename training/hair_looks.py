@@ -26,9 +26,10 @@ from training.fit_report import load_fitted
 SIZE = 64
 
 
-def hair_looks(fit: Path, data: Path) -> dict[str, dict]:
-    """{colour: {"rgb": mean crown colour, "spread": its std over avatars, "avatars": count}}."""
-    meta, planes, decoder = load_fitted(fit)
+def hair_looks(fitted: tuple, data: Path) -> dict[str, dict]:
+    """{colour: {"rgb": mean crown colour, "spread": its std over avatars, "avatars": count}} over a fit
+    (`load_fitted`'s result)."""
+    meta, planes, decoder = fitted
     cams = Cameras.orbit((0.0,), 0.0, SIZE)
     means: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
@@ -53,10 +54,11 @@ def hair_looks(fit: Path, data: Path) -> dict[str, dict]:
     }
 
 
-def headwear_found(fit: Path, data: Path, limit: int | None = None) -> dict[str, dict]:
-    """Per headwear kind ("none" included): the fitted avatars with hair, and how many find_headwear takes for
-    wearing headwear (for "none": the bare heads mistaken for hats). `limit`: the first so many avatars."""
-    meta, planes, decoder = load_fitted(fit)
+def headwear_found(fitted: tuple, data: Path, limit: int | None = None) -> dict[str, dict]:
+    """Per headwear kind ("none" included): the fit's (`load_fitted`'s result) avatars with hair, and how many
+    find_headwear takes for wearing headwear (for "none": the bare heads mistaken for hats). `limit`: the first
+    so many avatars."""
+    meta, planes, decoder = fitted
     found: dict[str, dict] = {}
     for i, name in enumerate(meta["ids"][:limit]):
         a = read_json(data / name / "attributes.json", "avatar attributes")["attributes"]
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    looks = hair_looks(Path(args.fit), Path(args.data))
+    fitted = load_fitted(Path(args.fit))
+    looks = hair_looks(fitted, Path(args.data))
     if not looks:
         raise SystemExit(f"error: no avatar of {args.fit} has hair and no headwear; nothing to measure")
     for colour, look in looks.items():
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"not measured (no such avatar): {', '.join(missing)}")
     if args.headwear:
-        found = headwear_found(Path(args.fit), Path(args.data), args.limit)
+        found = headwear_found(fitted, Path(args.data), args.limit)
         print(f"headwear told from hair at HEADWEAR_APART = {HEADWEAR_APART} (avatars with hair):")
         for kind, row in sorted(found.items()):
             what = "taken for a hat" if kind == "none" else "found"
