@@ -21,6 +21,8 @@ FORMAT = "rodin-avatars/1"
 INDEX_NAME = "dataset.json"
 RECORD_RE = re.compile(r"^avatar_(\d{6,})$")
 TEMP_RE = re.compile(r"^\.avatar_(\d{6,})\.tmp-\d+$")
+# The index while a shard writes it (rodin_core.io_utils' temp name): another shard starting in the same folder.
+INDEX_TEMP_RE = re.compile(rf"^\.{re.escape(INDEX_NAME)}\..+\.tmp$")
 REQUIRED_FILES = ("attributes.json", "transforms.json", "mesh.ply")
 
 
@@ -80,12 +82,17 @@ class DatasetWriter:
         index_path = self.root / INDEX_NAME
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"output {self.root} exists and is not a folder")
-        if self.root.is_dir() and any(self.root.iterdir()):
-            if not index_path.is_file():
+        if self.root.is_dir() and not index_path.is_file():
+            # Shards started side by side race to write the index; their temp files are no foreign content.
+            foreign = [
+                e for e in self.root.iterdir() if not (INDEX_TEMP_RE.match(e.name) or TEMP_RE.match(e.name))
+            ]
+            if foreign and not index_path.is_file():
                 raise FileExistsError(
                     f"output folder {self.root} is not empty and holds no {INDEX_NAME}: it is not a Rodin data set. "
                     "Choose an empty or new folder (or an earlier Rodin data set folder to resume it)."
                 )
+        if index_path.is_file():
             index = read_json(index_path, "data set index")
             if index.get("format") != FORMAT:
                 raise ValueError(f"{index_path} has format {index.get('format')!r}, expected {FORMAT!r}")

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from blender_scenes.attributes import FAMILIES, caption, draw_attributes
-from blender_scenes.dataset_writer import parse_shard, record_seed, shard_indices
+from blender_scenes.dataset_writer import (
+    DatasetSettings,
+    DatasetWriter,
+    parse_shard,
+    record_seed,
+    shard_indices,
+)
 
 
 def test_same_seed_same_attributes():
@@ -95,3 +103,19 @@ def test_families_the_text_evaluation_scores_are_named_in_the_caption():
         for family in stated:
             value = attrs[family]
             assert spoken.get(value, value) in text, (family, value, text)
+
+
+def test_shards_started_side_by_side_share_a_new_folder(tmp_path):
+    settings = DatasetSettings(seed=0, views=2, resolution=32, depth=False)
+    root = tmp_path / "data"
+    root.mkdir()
+    # the moment another shard writes the index: only its temp file and perhaps its first record's temp folder
+    (root / ".dataset.json.k3x9_2a.tmp").write_text("{")
+    (root / ".avatar_000001.tmp-4242").mkdir()
+    DatasetWriter(root, settings).prepare()
+    assert (root / "dataset.json").is_file()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a Rodin data set"):
+        DatasetWriter(foreign, settings).prepare()
