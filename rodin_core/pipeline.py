@@ -28,6 +28,7 @@ from .bundle import BundleError, load_bundle, load_module
 from .cameras import Cameras
 from .decoder import DecoderConfig, TriplaneDecoder, TriplaneField
 from .encoder import EncoderConfig, ImageEncoder
+from .glasses import add_glasses, glasses_named
 from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .portrait import PortraitConfig, PortraitModel
@@ -669,7 +670,7 @@ class AvatarPipeline:
         progress: Progress | None = None,
         cancel=None,
         portrait_strength: float | None = None,
-        colour_edits: bool = True,
+        drawn_edits: bool = True,
     ) -> EditResult:
         """An avatar (its final tri-planes, latent z and noise seed) changed by a prompt or a portrait.
 
@@ -682,15 +683,25 @@ class AvatarPipeline:
         it costs the guidance's time, and unlike the latent code alone it does not give the avatar back exactly
         for its own latent.
 
-        A local prompt that only recolours the hair ("make the hair blond") repaints the hair the avatar has
-        (rodin_core.recolour: geometry and everything outside the hair kept, and inside it a hat or the back of
-        a shirt of another colour; `strength` blends the colour in; the latent code is unchanged) unless
-        `colour_edits` is False; a head with no hair to paint gets the latent edit, which can draw hair."""
-        colour = hair_colour_named(text) if (colour_edits and local and text and image is None) else None
+        Two local prompts are drawn rather than redrawn, unless `drawn_edits` is False: the change is painted
+        into a few views of the avatar and fitted into the part's tri-plane features (rodin_core.lift), with the
+        latent code unchanged.
+        - A prompt that only recolours the hair ("make the hair blond") repaints the hair the avatar has
+          (rodin_core.recolour: geometry and everything outside the hair kept, and inside it a hat or the back
+          of a shirt of another colour; `strength` blends the colour in). A head with no hair to paint gets the
+          latent edit, which can draw hair.
+        - A prompt that only adds glasses ("add glasses", "give her square glasses") draws the generator's
+          frame around the eyes (rodin_core.glasses; `strength` blends the frame in)."""
+        drawn = drawn_edits and local and text and image is None
+        colour = hair_colour_named(text) if drawn else None
         if colour is not None:
             painted = recolour(self.decoder, planes[:1].to(self.device).float(), colour, min(strength, 1.0))
             if painted is not None:
                 return EditResult(painted.cpu(), z, [], ["hair"], None)
+        kind = glasses_named(text) if drawn else None
+        if kind is not None:
+            framed = add_glasses(self.decoder, planes[:1].to(self.device).float(), kind, min(strength, 1.0))
+            return EditResult(framed.cpu(), z, [], ["eyes"], None)
         z_new, unknown = self.edit_latent(z, text=text, image=image)
         parts = parts_named(text) if (local and text and image is None) else []
         target = None

@@ -5,9 +5,9 @@ draws hair colour poorly from its code (docs/results.md: the asked colour read a
 edits). A colour is a simpler change than a shape: the geometry stays, only how the hair looks changes. So a
 colour edit renders the avatar from a few views, paints the part's pixels that are not skin in the colour as
 the decoder renders that hair colour (`HAIR_LOOKS`), and fits the part's tri-plane features to those pictures
-(a fixed 2D edit lifted into 3D, as Instruct-NeRF2NeRF's dataset update does with its image editor). The fit
-changes the planes only inside the part's masks (rodin_core.regions), through a smooth coarse offset, so every
-point outside keeps its features bit for bit and the hair takes no speckle.
+(rodin_core.lift: a fixed 2D edit lifted into 3D). The fit changes the planes only inside the part's masks
+(rodin_core.regions), through a smooth coarse offset, so every point outside keeps its features bit for bit and
+the hair takes no speckle.
 
 The hair region also holds headwear (a hat sits where hair would be), and a hat is not hair: a hat is told apart
 by its colour. Below the line where the generator's hats end, at the sides of the head, whatever is not skin is
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 import torch
 
-from . import rig
 from .cameras import Cameras
 from .decoder import TriplaneDecoder
+from .lift import LiftConfig, cameras, lift
 from .preview import PREVIEW_SAMPLING, render_field
 from .regions import region_masks
-from .rendering import SamplingConfig, render_rays
+from .rendering import SamplingConfig
 from .text import INSTRUCTING, words
-from .triplane import resample, sample_features
+from .triplane import sample_features
 
 # How each hair colour of the generator looks in the decoder's frontal renders: the mean colour of the crown
 # (the top 40 % of the hair region, no headwear) over the fitted tri-planes of the 240 training avatars. Measure
@@ -75,20 +75,17 @@ class RecolourConfig:
         (0.0, 50.0),
     )
     size: int = 40  # pixels per side of each view
-    steps: int = 100  # optimiser steps
-    rays: int = 1024  # rays per step, half of them where the part shows
-    learning_rate: float = 0.15
-    coarse: int = 4  # the offset is fitted at 1/coarse of the planes' resolution and upsampled: smooth colour
+    fit: LiftConfig = LiftConfig()  # the fit of the painted views (offset at 1/4 resolution: smooth colour)
     skin_width: float = 0.12  # RGB distance within which a pixel counts as skin and is left alone
     min_pixels: int = 12  # fewer painted pixels than this (a bald head) is nothing to recolour
-    sampling: SamplingConfig = SamplingConfig(uniform=24, importance=24)  # rays of the fit
     paint_sampling: SamplingConfig = SamplingConfig(uniform=32, importance=32)  # the views painted
 
     def validate(self) -> None:
         if not self.views or self.views[0] != (0.0, 0.0):
             raise ValueError("recolouring needs the front view (0, 0) first; its cheeks give the skin colour")
-        if self.steps < 1 or self.rays < 2 or self.size < 16 or self.coarse < 1:
+        if self.size < 16:
             raise ValueError(f"impossible recolour settings: {self}")
+        self.fit.validate()
 
 
 def hair_colour_named(text: str) -> str | None:
@@ -112,12 +109,6 @@ def crown(share: torch.Tensor, top: float = 0.4) -> torch.Tensor:
         first, height = int(rows.min()), int(rows.max() - rows.min() + 1)
         out[first : first + max(2, int(top * height))] = True
     return out & inside
-
-
-def _cameras(views, size: int) -> Cameras:
-    cams = [Cameras.orbit((az,), el, size) for az, el in views]
-    intr = rig.intrinsics(size)
-    return Cameras(torch.cat([c.c2w for c in cams]), intr.fl_x, intr.fl_y, intr.cx, intr.cy, size, size)
 
 
 def part_share(
@@ -166,50 +157,14 @@ def recolour(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"recolour strength must be between 0 and 1; got {strength}")
     planes = planes.detach().float()
-    device = planes.device
-    cams = _cameras(config.views, config.size)
-    masks = region_masks([part], planes.shape[-1]).to(planes)[None, :, None]
+    cams = cameras(config.views, config.size)
+    masks = region_masks([part], planes.shape[-1])
     with torch.no_grad():
         painted, views = _paint(decoder, planes, part, cams, colour, strength, config)
-    target, alpha, share = (torch.stack(v).reshape(len(config.views) * config.size**2, -1) for v in views)
     if int((painted > 0.5).sum()) < config.min_pixels:
         return None
-
-    n = config.size**2
-    view_of = torch.arange(len(config.views)).repeat_interleave(n)
-    origins, dirs, _ = cams.rays(view_of, torch.arange(n).repeat(len(config.views)))
-    inside = torch.nonzero(share[:, 0] > 0.05).flatten()
-    res = planes.shape[-1]
-    offset = torch.zeros(1, 3, planes.shape[2], res // config.coarse, res // config.coarse, device=device)
-    offset.requires_grad_(True)
-    optimiser = torch.optim.Adam([offset], lr=config.learning_rate)
-    gen = torch.Generator().manual_seed(0)  # which rays each step fits: one avatar, one result
-    white = torch.ones(3, device=device)
-    with torch.enable_grad():
-        for _ in range(config.steps):
-            pick = torch.cat(
-                [
-                    inside[torch.randint(len(inside), (config.rays // 2,), generator=gen)],
-                    torch.randint(len(target), (config.rays - config.rays // 2,), generator=gen),
-                ]
-            )
-            edited = planes + masks * resample(offset, res)
-            out = render_rays(
-                lambda p, d, e=edited: decoder(sample_features(e, p), d),
-                origins[pick][None].to(device),
-                dirs[pick][None].to(device),
-                config.sampling,
-                white,
-                jitter=False,
-            )
-            # Colour towards the painted views, opacity kept: the hair changes colour, not shape.
-            loss = (out["rgb"][0] - target[pick].to(device)).pow(2).mean() + (
-                out["alpha"][0] - alpha[pick, 0].to(device)
-            ).pow(2).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    return (planes + masks * resample(offset.detach(), res)).detach()
+    target, alpha, share = (torch.stack(v) for v in views)
+    return lift(decoder, planes, masks, cams, target, alpha[..., 0], share[..., 0] > 0.05, config.fit)
 
 
 def _paint(decoder, planes, part, cams, colour, strength, config):
@@ -244,7 +199,7 @@ def find_headwear(
     """(own hair colour, headwear colour or None) of planes (1, 3, C, R, R), as `recolour` tells them apart."""
     config.validate()
     with torch.no_grad():
-        renders, not_skin = _views(decoder, planes.float(), part, _cameras(config.views, config.size), config)
+        renders, not_skin = _views(decoder, planes.float(), part, cameras(config.views, config.size), config)
     return hair_and_headwear(renders, not_skin, _sides(config))
 
 

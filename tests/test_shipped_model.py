@@ -7,8 +7,9 @@ import trimesh
 
 from rodin_core.bundle import DEFAULT_BUNDLE, load_bundle
 from rodin_core.cameras import Cameras
+from rodin_core.glasses import STAND_OFF, face_depth, frame_coverage, frame_tubes
 from rodin_core.pipeline import AvatarPipeline
-from rodin_core.preview import render_image
+from rodin_core.preview import PREVIEW_SAMPLING, render_image
 from rodin_core.recolour import HAIR_LOOKS, crown, find_headwear
 from rodin_core.regions import region_masks
 
@@ -249,3 +250,26 @@ def test_make_the_hair_blond_leaves_a_hat_alone():
     assert (after[top] - before[top]).norm(dim=-1).mean() < 0.1
     hair = share > 0.9
     assert (after[hair & ~top] - before[hair & ~top]).norm(dim=-1).max() > 0.2  # the hair below it did change
+
+
+def test_add_glasses_draws_the_frame_and_leaves_the_rest():
+    """ "add glasses" draws the generator's frame: the front darkens under the rims, the face below does not."""
+    pipe = AvatarPipeline.from_bundle()
+    seed = 50_001  # a text-evaluation edit avatar the classifier reads without glasses
+    z = pipe.latent(seed)
+    planes = pipe.sample_planes(seed, z)
+    result = pipe.edit(planes, z, seed, text="add glasses")
+    assert result.parts == ["eyes"]
+    size = 64
+    cams = Cameras.orbit((0.0,), 0.0, size)
+    before, after = (render_image(p[0], pipe.decoder, cams, 0) for p in (planes, result.planes))
+    ends, radii = frame_tubes("round", face_depth(pipe.decoder, planes, PREVIEW_SAMPLING) - STAND_OFF)
+    cover = frame_coverage(cams, 0, ends, radii, torch.full((size, size), float("inf")), supersample=4)
+    rims = cover > 0.4
+    assert rims.sum() > 20
+    darker = (before["rgb"][rims] - after["rgb"][rims]).mean(-1)
+    assert darker.mean() > 0.1  # the rims show
+    assert (after["rgb"][44:] - before["rgb"][44:]).abs().max() < 0.05  # mouth, chin and shirt kept
+    assert (after["alpha"] - before["alpha"]).abs().mean() < 0.02  # no floaters
+    outside = region_masks(["eyes"], planes.shape[-1])[None, :, None].expand_as(planes) == 0
+    assert torch.equal(result.planes[outside], planes.cpu()[outside])

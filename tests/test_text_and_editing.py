@@ -4,6 +4,7 @@ import pytest
 import torch
 from helpers import random_bundle
 
+from rodin_core.lift import LiftConfig
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, noise_seed
 from rodin_core.recolour import (
     RecolourConfig,
@@ -210,7 +211,7 @@ def test_recolouring_changes_only_the_hair_region(pipe):
     settings = GenerationSettings(steps=3, upsampler_steps=2)
     z = pipe.latent(2)
     planes = pipe.sample_planes(2, z, settings)
-    quick = RecolourConfig(steps=4, size=16, min_pixels=0)
+    quick = RecolourConfig(size=16, min_pixels=0, fit=LiftConfig(steps=4))
     painted = recolour(pipe.decoder, planes, "blond", config=quick)
     inside = region_masks(["hair"], planes.shape[-1])[None, :, None] > 0
     assert not torch.equal(painted[inside.expand_as(planes)], planes[inside.expand_as(planes)])

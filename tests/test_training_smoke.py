@@ -389,6 +389,12 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert "Prompts in other words" in (quality / "text_evaluation.md").read_text()
     assert f"avatars of {dataset} (which nothing trained on)" in (quality / "text_evaluation.md").read_text()
     assert (quality / "text_prompts_reworded.png").is_file()
+    # The edits measured again into that report keep its text numbers; another sampler is refused.
+    assert evaluate_text.main([*targs, "--edits-only", "--edits", "0", "--steps", "2"]) == 0
+    again = json.loads((quality / "text_evaluation.json").read_text())
+    assert again["text"] == text_report["text"] and again["edits"] == {} and again["settings"]["drawn_edits"]
+    with pytest.raises(SystemExit, match="other settings .*the sampler steps"):
+        evaluate_text.main([*targs, "--edits-only", "--edits", "1", "--steps", "3"])
     # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
     from training import probe_latents
 

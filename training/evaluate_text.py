@@ -200,11 +200,11 @@ def edit_success(
     settings,
     portrait_strength: float | None = None,
     readable: list[str] | None = None,
-    colour_edits: bool = True,
+    drawn_edits: bool = True,
 ) -> tuple[dict, list]:
     """Per edit prompt: how often the avatars show the asked value, keep the other families, and both (success);
-    `readable`: the families counted by the secondary success (readable_families; default all); `colour_edits`
-    False: hair colours by the latent code too (AvatarPipeline.edit's colour_edits)."""
+    `readable`: the families counted by the secondary success (readable_families; default all); `drawn_edits`
+    False: hair colours and glasses by the latent code too (AvatarPipeline.edit's drawn_edits)."""
     readable = list(FAMILIES) if readable is None else readable
     results, pairs = {}, []
     if count == 0:  # --edits 0: not measured
@@ -229,7 +229,7 @@ def edit_success(
                 local=local,
                 settings=settings,
                 portrait_strength=portrait_strength,
-                colour_edits=colour_edits,
+                drawn_edits=drawn_edits,
             )
             after_img = frontal(pipe, edit.planes)
             after = readings(classifier, [after_img])[0]
@@ -272,6 +272,7 @@ def edit_success(
                 np.mean([c["shows"] and len([f for f in c["changed"] if f in readable]) <= 1 for c in cases])
             ),
             "changed_families": sorted({f for c in cases for f in c["changed"]}),
+            "avatars": cases,  # per avatar: its seed, whether it shows the value, which families changed
         }
         print(f"  edit {prompt!r}: {results[prompt]}", flush=True)
     return results, pairs
@@ -304,9 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         help="the encoder for the prompts and edits (see rodin generate --text-model)",
     )
     p.add_argument(
-        "--latent-colour-edits",
+        "--latent-edits",
         action="store_true",
-        help="hair-colour edits by the latent code like every other edit, not repainted (rodin_core.recolour)",
+        help="hair-colour and glasses edits by the latent code like every other edit, not drawn "
+        "(rodin_core.recolour, rodin_core.glasses)",
+    )
+    p.add_argument(
+        "--edits-only",
+        action="store_true",
+        help="measure the edits again into the report already in OUT (same model, classifier and sampler "
+        "settings) and keep its text numbers: minutes instead of the whole report's 40",
     )
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument(
@@ -335,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     drawing = pipe.portrait_model is not None and settings.image_guidance > 0
 
+    if args.edits_only:
+        return remeasure_edits(pipe, classifier, args, settings, cls_meta, out)
     prompts = prompt_set(data, pipe.config["holdout_ids"], args.fresh)
     text, _, chance = text_agreement(pipe, classifier, prompts, settings)
     print(f"text agreement {text['agreement_mean']:.3f} (chance {text['chance_mean']:.3f})", flush=True)
@@ -346,17 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latent code only: {latent_only['agreement_mean']:.3f}", flush=True)
     rewording = reworded(pipe, classifier, prompts, settings, chance, data)
     readable = readable_families(cls_meta)
-    edits, pairs = edit_success(
-        pipe,
-        classifier,
-        args.edits,
-        args.strength,
-        not args.whole,
-        settings,
-        args.portrait_strength,
-        readable,
-        not args.latent_colour_edits,
-    )
+    edits = measure_edits(pipe, classifier, args, settings, readable, out)
 
     # Each hand-written prompt's avatar, after the portrait drawn for it where there is one.
     shown = []
@@ -377,8 +377,6 @@ def main(argv: list[str] | None = None) -> int:
                         frontal(pipe, text_planes(pipe, 60_000 + i, paraphrase(t), settings)[0], 128)
                     )
         Image.fromarray(grid(cells, columns=2 * len(models))).save(out / "text_prompts_reworded.png")
-    if pairs:  # none with --edits 0
-        Image.fromarray(grid(pairs, columns=4)).save(out / "text_edits.png")
     strip = [frontal(pipe, planes, 128) for planes in pipe.interpolate(7, 11, 7, settings)]
     Image.fromarray(grid(strip, columns=len(strip))).save(out / "interpolation.png")
 
@@ -386,10 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "guidance": args.guidance,
             "steps": args.steps,
-            "edit_strength": args.strength,
-            "edit_portrait_strength": args.portrait_strength if pipe.portrait_model is not None else None,
-            "edits_local": not args.whole,
-            "colour_edits": not args.latent_colour_edits,
+            **edit_settings(pipe, args),
             "text_model": args.text_model,
             "image_guidance": settings.image_guidance,
             "drawn_portrait_strength": guidance_strength(settings, drawn=True),
@@ -407,6 +402,62 @@ def main(argv: list[str] | None = None) -> int:
         "edits": edits,
         "hand_written_prompts": list(PROMPTS),
     }
+    write_json_atomic(out / "text_evaluation.json", report)
+    (out / "text_evaluation.md").write_text(markdown(report))
+    return 0
+
+
+def edit_settings(pipe, args) -> dict:
+    return {
+        "edit_strength": args.strength,
+        "edit_portrait_strength": args.portrait_strength if pipe.portrait_model is not None else None,
+        "edits_local": not args.whole,
+        "drawn_edits": not args.latent_edits,
+    }
+
+
+def measure_edits(pipe, classifier, args, settings, readable: list[str], out: Path) -> dict:
+    """The edit rows of the report, and their before / after pairs drawn into OUT/text_edits.png."""
+    edits, pairs = edit_success(
+        pipe,
+        classifier,
+        args.edits,
+        args.strength,
+        not args.whole,
+        settings,
+        args.portrait_strength,
+        readable,
+        not args.latent_edits,
+    )
+    if pairs:  # none with --edits 0
+        Image.fromarray(grid(pairs, columns=4)).save(out / "text_edits.png")
+    return edits
+
+
+def remeasure_edits(pipe, classifier, args, settings, cls_meta: dict, out: Path) -> int:
+    """--edits-only: the report in OUT with its edit rows measured again and its text numbers kept, which is
+    only sound when the model, the classifier and the sampler are the ones the report was made with."""
+    report = read_json(out / "text_evaluation.json", "text report (--edits-only needs one in --out)")
+    real_acc, _ = real_view_accuracy(cls_meta)
+    s = report["settings"]
+    made = [
+        ("the model", report.get("made_by"), pipe.config.get("made_by")),
+        ("the classifier", report.get("classifier"), str(args.classifier)),
+        # a classifier trained again in the same folder reads differently: its accuracies tell it apart
+        ("the classifier's training", report.get("classifier_accuracy_on_real_frontal_views"), real_acc),
+        ("the sampler steps", s.get("steps"), args.steps),
+        ("the guidance", s.get("guidance"), args.guidance),
+        ("the image guidance", s.get("image_guidance"), settings.image_guidance),
+    ]
+    differ = [name for name, theirs, ours in made if theirs != ours]
+    if differ:
+        raise SystemExit(
+            f"error: {out / 'text_evaluation.json'} was made with other settings ({', '.join(differ)}); "
+            "measure the whole report again (leave out --edits-only)"
+        )
+    report["edits"] = measure_edits(pipe, classifier, args, settings, readable_families(cls_meta), out)
+    s.pop("colour_edits", None)  # reports before session 27 named the drawn edits so
+    s.update(edit_settings(pipe, args))
     write_json_atomic(out / "text_evaluation.json", report)
     (out / "text_evaluation.md").write_text(markdown(report))
     return 0
@@ -523,8 +574,9 @@ def markdown(report: dict) -> str:
             else ""
         )
         + (
-            "; a prompt that only asks for a hair colour repaints the hair (rodin_core.recolour, no re-noising)"
-            if s.get("colour_edits") and s.get("edits_local")
+            "; a prompt that only asks for a hair colour repaints the hair (rodin_core.recolour) and one that "
+            "only adds glasses draws the generator's frame (rodin_core.glasses), both without re-noising"
+            if s.get("drawn_edits") and s.get("edits_local")
             else ""
         )
         + "): success = the asked value is read after the edit and at most one other family reads differently "
