@@ -22,6 +22,7 @@ SETTING_NAMES = (
     "sampler",
     "steps",
     "image_guidance",
+    "draw_glasses",
     "mesh_resolution",
     "texture_size",
     "max_faces",
@@ -181,6 +182,9 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
     guidance: FloatProperty(name="Guidance", min=0.0, max=20.0, default=2.0)
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Condition on this portrait")
     image_guidance: FloatProperty(name="Match portrait", min=0.0, max=10.0, default=1.0)
+    draw_glasses: BoolProperty(
+        name="Draw glasses", default=True, description="Draw a prompt's glasses on in 3D"
+    )
     prompt: StringProperty(name="Prompt", description="Condition on this description")
     mesh_resolution: IntProperty(name="Mesh resolution", min=32, max=512, default=128)
     texture_size: IntProperty(name="Texture size", min=64, max=8192, default=512)
@@ -288,7 +292,7 @@ class RODIN_OT_regenerate(bpy.types.Operator, _Generating):
         values.update(
             {
                 k: meta["settings"][k]
-                for k in ("guidance", "sampler", "steps", "image_guidance")
+                for k in ("guidance", "sampler", "steps", "image_guidance", "draw_glasses")
                 if k in meta.get("settings", {})
             }
         )

@@ -35,6 +35,7 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
         elif s.conditioning == "TEXT":
             layout.prop(s, "prompt", text="")
             layout.prop(s, "image_guidance", text="Match drawn portrait")
+            layout.prop(s, "draw_glasses")
         box = layout.box()
         box.label(text="Mesh")
         box.prop(s, "mesh_resolution")

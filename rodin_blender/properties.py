@@ -44,6 +44,12 @@ class RodinSettings(bpy.types.PropertyGroup):
         "the model draws for it, twice as hard (0: its latent code alone; lower it for portraits not framed like "
         "the generator's frontal views). Adds ~9 s per avatar on 2 cores",
     )
+    draw_glasses: BoolProperty(
+        name="Draw glasses",
+        default=True,
+        description="When the prompt gives the avatar glasses, draw the frame on in 3D after sampling (the model "
+        "draws glasses faintly). Adds ~35 s per avatar on 2 cores",
+    )
     prompt: StringProperty(name="Prompt", description='e.g. "an old man with a grey beard and a cap"')
     edit_prompt: StringProperty(
         name="Edit", description='What to change, e.g. "add round glasses", "blond hair" or "remove the hat"'

@@ -45,6 +45,8 @@ BAR_TUBE = 0.012  # bridge and temples
 FRAME_LOOK = (0.13, 0.12, 0.13)
 # Words a glasses prompt may hold besides the kind and the instruction words.
 _GLASSES_WORDS = frozenset(("glasses", "a", "pair", "of", "some", "on", "wear", "wearing"))
+# Words that, just before "glasses", say a description has none.
+_NEGATING = REMOVING | {"no", "not", "never", "nor"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,19 @@ def glasses_named(text: str) -> str | None:
     if len(kinds) > 1 or len(rest) != len(kinds):
         return None
     return kinds[0] if kinds else "round"
+
+
+def glasses_stated(text: str) -> str | None:
+    """The kind of glasses ("round" or "square") a description of an avatar gives it ("an old man with round
+    glasses and a cap"; plain glasses are round, as for `glasses_named`); None when it gives none, or says the
+    avatar has none ("without glasses", "no glasses", "not wearing glasses")."""
+    tokens = words(text)
+    if "glasses" not in tokens:
+        return None
+    at = tokens.index("glasses")
+    if any(w in _NEGATING for w in tokens[max(0, at - 3) : at]):
+        return None
+    return tokens[at - 1] if at and tokens[at - 1] in RIMS else "round"
 
 
 def frame_tubes(kind: str, front_y: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,17 +193,16 @@ def frame_coverage(
 
 def _surface(decoder, planes, cams, view, sampling) -> tuple[dict, torch.Tensor]:
     """One view's render ({"rgb", "alpha"} over white) and the distance along each ray to its surface (inf where
-    the alpha is under a half)."""
-    out = render_field(lambda p, d: decoder(sample_features(planes, p), d), cams, view, sampling)
-
-    def distance(points, dirs):
-        sigma = decoder(sample_features(planes, points), dirs)[0]
-        return sigma, (points - origin).norm(dim=-1, keepdim=True).expand(*points.shape[:-1], 3)
-
+    the alpha is under a half), in one pass."""
     origin = cams.c2w[view, :3, 3].to(planes)
-    t = render_field(distance, cams, view, sampling, background=(0.0, 0.0, 0.0))
-    depth = t["rgb"][..., 0] / t["alpha"].clamp_min(1e-4)
-    return out, torch.where(t["alpha"] > 0.5, depth, torch.full_like(depth, math.inf))
+
+    def field(points, dirs):
+        sigma, rgb = decoder(sample_features(planes, points), dirs)
+        return sigma, torch.cat([rgb, (points - origin).norm(dim=-1, keepdim=True)], -1)
+
+    out = render_field(field, cams, view, sampling, extra=1)
+    depth = out["extra"][..., 0] / out["alpha"].clamp_min(1e-4)
+    return out, torch.where(out["alpha"] > 0.5, depth, torch.full_like(depth, math.inf))
 
 
 @torch.no_grad()
@@ -214,9 +228,12 @@ def add_glasses(
     kind: str = "round",
     strength: float = 1.0,
     config: GlassesConfig = GlassesConfig(),
+    progress=None,
+    cancel=None,
 ) -> torch.Tensor:
     """Planes (1, 3, C, R, R) with the generator's `kind` of glasses drawn on ("round" or "square"); `strength`
-    blends the frame in from nothing (0) to fully drawn (1)."""
+    blends the frame in from nothing (0) to fully drawn (1). `progress` and `cancel` reach the fit
+    (rodin_core.lift)."""
     config.validate()
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"glasses strength must be between 0 and 1; got {strength}")
@@ -234,4 +251,5 @@ def add_glasses(
             covers.append(cover)
     masks = frame_masks(ends, radii, planes.shape[-1], config.margin)
     focus = torch.stack(covers) > 0.05
-    return lift(decoder, planes, masks, cams, torch.stack(targets), torch.stack(alphas), focus, config.fit)
+    target, alpha = torch.stack(targets), torch.stack(alphas)
+    return lift(decoder, planes, masks, cams, target, alpha, focus, config.fit, progress, cancel)

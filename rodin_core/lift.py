@@ -9,6 +9,7 @@ every point outside keeps its features bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ from . import rig
 from .cameras import Cameras
 from .decoder import TriplaneDecoder
 from .rendering import SamplingConfig, render_rays
+from .samplers import GenerationCancelled
 from .triplane import resample, sample_features
 
 
@@ -49,10 +51,13 @@ def lift(
     alpha: torch.Tensor,
     focus: torch.Tensor,
     config: LiftConfig = LiftConfig(),
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
 ) -> torch.Tensor:
     """Planes (1, 3, C, R, R) changed inside `masks` (3, R, R) so that their renders in `cams` look like
     `target` (V, H, W, 3, over white) with opacity `alpha` (V, H, W). Half of each step's rays are drawn where
-    `focus` (V, H, W, bool) is set, the pixels the edit changes; the rest anywhere, which keeps the others."""
+    `focus` (V, H, W, bool) is set, the pixels the edit changes; the rest anywhere, which keeps the others.
+    `progress(done, total)` hears of every step; a set `cancel` event stops the fit (GenerationCancelled)."""
     config.validate()
     device = planes.device
     planes = planes.detach().float()
@@ -72,7 +77,9 @@ def lift(
     gen = torch.Generator().manual_seed(0)  # which rays each step fits: one avatar, one result
     white = torch.ones(3, device=device)
     with torch.enable_grad():
-        for _ in range(config.steps):
+        for step in range(config.steps):
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelled(f"cancelled at step {step} of {config.steps} of the edit's fit")
             pick = torch.cat(
                 [
                     inside[torch.randint(len(inside), (config.rays // 2,), generator=gen)],
@@ -94,4 +101,6 @@ def lift(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if progress is not None:
+                progress(step + 1, config.steps)
     return (planes + m * resample(offset.detach(), res)).detach()

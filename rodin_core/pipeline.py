@@ -28,7 +28,7 @@ from .bundle import BundleError, load_bundle, load_module
 from .cameras import Cameras
 from .decoder import DecoderConfig, TriplaneDecoder, TriplaneField
 from .encoder import EncoderConfig, ImageEncoder
-from .glasses import add_glasses, glasses_named
+from .glasses import add_glasses, glasses_named, glasses_stated
 from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .portrait import PortraitConfig, PortraitModel
@@ -79,6 +79,9 @@ class GenerationSettings:
     # On 64 avatars no stage saw, 1.0 raised attribute agreement from 54 % to 71 % (63 % read 40 degrees to
     # the side), for ~9 s per avatar on 2 cores.
     image_guidance: float = 1.0
+    # A prompt that gives the avatar glasses ("... round glasses ...") gets the generator's frame drawn on
+    # (rodin_core.glasses, as the "add glasses" edit does): the base model draws glasses faintly from a prompt.
+    draw_glasses: bool = True
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -472,6 +475,25 @@ class AvatarPipeline:
         _report(progress, "done", 3, 3)
         return Avatar(to_metres(verts), faces, uvs, texture, colors)
 
+    def draw_stated(
+        self,
+        planes: torch.Tensor,
+        text: str,
+        settings: GenerationSettings = GenerationSettings(),
+        progress: Progress | None = None,
+        cancel=None,
+    ) -> tuple[torch.Tensor, list[str]]:
+        """A prompt's sampled avatar (final tri-planes) with what the prompt gives it that the base model draws
+        faintly drawn on, and the names of what was: glasses (`glasses_stated`, `settings.draw_glasses`)."""
+        kind = glasses_stated(text) if settings.draw_glasses else None
+        if kind is None:
+            return planes, []
+        stage = _stage(progress, "drawing glasses")
+        framed = add_glasses(
+            self.decoder, planes[:1].to(self.device).float(), kind, progress=stage, cancel=cancel
+        )
+        return framed.cpu(), [f"{kind} glasses"]
+
     def generate(
         self,
         seed: int = 0,
@@ -512,6 +534,12 @@ class AvatarPipeline:
             noise_seed(seed, variation), z, settings, progress, cancel, steering, drawn
         )
         timings["diffusion"] = time.perf_counter() - t
+        drawn_on: list[str] = []
+        if text is not None and image is None:
+            t = time.perf_counter()
+            planes, drawn_on = self.draw_stated(planes, text, settings, progress, cancel)
+            if drawn_on:
+                timings["drawn"] = time.perf_counter() - t
         avatar = self.mesh_from_planes(planes, settings, progress, cancel, timings)
         avatar.metadata = {
             "seed": int(seed),
@@ -524,6 +552,7 @@ class AvatarPipeline:
             # How the avatar was steered besides its latent code: the user's portrait or one drawn for the prompt.
             "portrait": None if steering is None else ("given" if image is not None else "drawn"),
             "image_guidance_strength": guidance_strength(settings, drawn) if steering is not None else 0.0,
+            "drawn_on": drawn_on,  # what the prompt asked for that was drawn on after sampling (draw_stated)
             "latent": latent_list(z),
             "settings": settings.__dict__,
             "model": {"version": self.version, "bundle": self.source, **self.config.get("made_by", {})},
@@ -695,12 +724,26 @@ class AvatarPipeline:
         drawn = drawn_edits and local and text and image is None
         colour = hair_colour_named(text) if drawn else None
         if colour is not None:
-            painted = recolour(self.decoder, planes[:1].to(self.device).float(), colour, min(strength, 1.0))
+            painted = recolour(
+                self.decoder,
+                planes[:1].to(self.device).float(),
+                colour,
+                min(strength, 1.0),
+                progress=_stage(progress, "repainting the hair"),
+                cancel=cancel,
+            )
             if painted is not None:
                 return EditResult(painted.cpu(), z, [], ["hair"], None)
         kind = glasses_named(text) if drawn else None
         if kind is not None:
-            framed = add_glasses(self.decoder, planes[:1].to(self.device).float(), kind, min(strength, 1.0))
+            framed = add_glasses(
+                self.decoder,
+                planes[:1].to(self.device).float(),
+                kind,
+                min(strength, 1.0),
+                progress=_stage(progress, "drawing glasses"),
+                cancel=cancel,
+            )
             return EditResult(framed.cpu(), z, [], ["eyes"], None)
         z_new, unknown = self.edit_latent(z, text=text, image=image)
         parts = parts_named(text) if (local and text and image is None) else []

@@ -42,18 +42,25 @@ def render_field(
     sampling: SamplingConfig = PREVIEW_SAMPLING,
     background: Sequence[float] = (1.0, 1.0, 1.0),
     chunk: int = 4096,
+    extra: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """One view of one scene's field_fn(points, dirs) -> (sigma, rgb), in chunks of rays: {"rgb", "alpha"}."""
+    """One view of one scene's field_fn(points, dirs) -> (sigma, rgb), in chunks of rays: {"rgb", "alpha"}.
+    With `extra` the field returns 3 + extra channels: the colour, then what else an edit reads where the colour
+    is (a part's share, a height, a distance), composited over 0 into "extra" (H, W, extra) in the same pass."""
     h, w = cameras.height, cameras.width
-    bg = torch.tensor(background, dtype=torch.float32)
-    colours, alphas = [], []
+    bg = torch.cat([torch.tensor(background, dtype=torch.float32), torch.zeros(extra)])
+    channels, alphas = [], []
     for start in range(0, h * w, chunk):
         pixel = torch.arange(start, min(start + chunk, h * w))
         o, d, _ = cameras.rays(torch.full_like(pixel, view), pixel)
         out = render_rays(field_fn, o[None], d[None], sampling, bg, jitter=False)
-        colours.append(out["rgb"][0])
+        channels.append(out["rgb"][0])
         alphas.append(out["alpha"][0])
-    return {"rgb": torch.cat(colours).reshape(h, w, 3), "alpha": torch.cat(alphas).reshape(h, w)}
+    image = torch.cat(channels).reshape(h, w, 3 + extra)
+    out = {"rgb": image[..., :3], "alpha": torch.cat(alphas).reshape(h, w)}
+    if extra:
+        out["extra"] = image[..., 3:]
+    return out
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

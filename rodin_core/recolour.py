@@ -122,21 +122,22 @@ def part_share(
     """(H, W) in [0, 1]: where the named parts show in one view of planes (1, 3, C, R, R), composited along
     each ray through the avatar's own density. A point one plane's edit reaches counts as wholly inside (x3):
     most parts are masked on two of the three planes."""
-    return _share_and_height(decoder, planes, parts, cameras, view, sampling)[0]
+    return _looks(decoder, planes, parts, cameras, view, sampling)["share"]
 
 
-def _share_and_height(decoder, planes, parts, cameras, view, sampling) -> tuple[torch.Tensor, torch.Tensor]:
-    """`part_share` and the height (scene z) of the surface each pixel shows (meaningless where nothing shows:
-    read it where the alpha is high)."""
+def _looks(decoder, planes, parts, cameras, view, sampling) -> dict[str, torch.Tensor]:
+    """One view's "rgb" and "alpha" (over white), `part_share` ("share") and the height (scene z) of the surface
+    each pixel shows ("height"; meaningless where nothing shows: read it where the alpha is high), in one pass."""
     masks = region_masks(parts, planes.shape[-1]).to(planes)[None, :, None]
 
     def field(points, dirs):
-        sigma = decoder(sample_features(planes, points), dirs)[0]
+        sigma, rgb = decoder(sample_features(planes, points), dirs)
         inside = (3 * sample_features(masks, points)[..., 0]).clamp(0, 1)
-        return sigma, torch.stack([inside, points[..., 2], torch.zeros_like(inside)], -1)
+        return sigma, torch.cat([rgb, torch.stack([inside, points[..., 2]], -1)], -1)
 
-    out = render_field(field, cameras, view, sampling, background=(0.0, 0.0, 0.0))
-    return out["rgb"][..., 0], out["rgb"][..., 1] / out["alpha"].clamp_min(1e-4)
+    out = render_field(field, cameras, view, sampling, extra=2)
+    share, height = out.pop("extra").unbind(-1)
+    return {**out, "share": share, "height": height / out["alpha"].clamp_min(1e-4)}
 
 
 def recolour(
@@ -146,11 +147,13 @@ def recolour(
     strength: float = 1.0,
     config: RecolourConfig = RecolourConfig(),
     part: str = "hair",
+    progress=None,
+    cancel=None,
 ) -> torch.Tensor | None:
     """Planes (1, 3, C, R, R) with the part's visible hair painted `colour` (a key of HAIR_LOOKS); `strength`
     blends from the avatar's own colours (0) to the full new colour (1). Headwear keeps its colour (see the
     module's note). None when the part shows too few pixels of hair to paint (a bald head, with or without a
-    hat): that is no colour edit."""
+    hat): that is no colour edit. `progress` and `cancel` reach the fit (rodin_core.lift)."""
     config.validate()
     if colour not in HAIR_LOOKS:
         raise ValueError(f"unknown hair colour {colour!r}; known: {', '.join(HAIR_LOOKS)}")
@@ -164,7 +167,8 @@ def recolour(
     if int((painted > 0.5).sum()) < config.min_pixels:
         return None
     target, alpha, share = (torch.stack(v) for v in views)
-    return lift(decoder, planes, masks, cams, target, alpha[..., 0], share[..., 0] > 0.05, config.fit)
+    focus = share[..., 0] > 0.05
+    return lift(decoder, planes, masks, cams, target, alpha[..., 0], focus, config.fit, progress, cancel)
 
 
 def _paint(decoder, planes, part, cams, colour, strength, config):
@@ -208,11 +212,8 @@ def _views(decoder, planes, part, cams, config) -> tuple[list, list]:
     (0 = skin; the skin is the median of the front view's cheeks)."""
     renders = []
     for v in range(len(config.views)):
-        out = render_field(
-            lambda p, d: decoder(sample_features(planes, p), d), cams, v, config.paint_sampling
-        )
-        share, height = _share_and_height(decoder, planes, [part], cams, v, config.paint_sampling)
-        renders.append((out["rgb"], out["alpha"], share, height))
+        out = _looks(decoder, planes, [part], cams, v, config.paint_sampling)
+        renders.append((out["rgb"], out["alpha"], out["share"], out["height"]))
     rows, cols = (slice(int(s.start * config.size), int(s.stop * config.size)) for s in _CHEEKS)
     skin = renders[0][0][rows, cols].reshape(-1, 3).median(0).values
     not_skin = [

@@ -66,7 +66,8 @@ def importance(bins: torch.Tensor, weights: torch.Tensor, count: int, jitter: bo
 def composite(
     sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor, far: torch.Tensor, background: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Alpha compositing of sorted samples. sigma (..., S), rgb (..., S, 3), t (..., S), far (...)."""
+    """Alpha compositing of sorted samples. sigma (..., S), rgb (..., S, C), t (..., S), far (...), background
+    (C,): C is 3 for a colour, more where a field returns other channels alongside it."""
     delta = torch.cat([t[..., 1:] - t[..., :-1], (far[..., None] - t[..., -1:]).clamp(min=1e-4)], dim=-1)
     alpha = 1.0 - torch.exp(-sigma * delta)
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1.0 - alpha + 1e-10], dim=-1), dim=-1)
@@ -116,7 +117,7 @@ def _evaluate(field_fn, origins, dirs, t, far, background) -> dict[str, torch.Te
     sigma, rgb = field_fn(
         points.reshape(b, n * s, 3), dirs[..., None, :].expand(b, n, s, 3).reshape(b, n * s, 3)
     )
-    out = composite(sigma.reshape(b, n, s), rgb.reshape(b, n, s, 3), t, far, background)
+    out = composite(sigma.reshape(b, n, s), rgb.reshape(b, n, s, -1), t, far, background)
     out["points"] = points
     out["sigma"] = sigma.reshape(b, n, s)
     return out

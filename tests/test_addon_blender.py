@@ -230,19 +230,23 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         obj, meta, before = generate_one(seed=3)
         assert meta["conditioning"] == "text" and meta["text"] == "a woman with glitter glasses"
         assert meta["unknown_words"] == ["glitter"]
-        # Regenerate draws it again from its seed and its prompt, not from the seed's unconditioned latent.
+        assert meta["drawn_on"] == ["round glasses"]  # the prompt's glasses, drawn on in 3D (Draw glasses)
+        # Regenerate draws it again from its seed, its prompt and its settings, not from the seed's
+        # unconditioned latent.
         bpy.context.view_layer.objects.active = obj
+        scene.rodin.draw_glasses = False
         assert bpy.ops.rodin.regenerate(blocking=True) == {"FINISHED"}
         (again,) = [o for o in bpy.data.objects if o.get("rodin_seed") == 3 and o.name not in before]
         again_meta = json.loads(again["rodin_metadata"])
         assert again_meta["text"] == meta["text"] and again_meta["latent"] == meta["latent"]
+        assert again_meta["drawn_on"] == ["round glasses"]
         job = jobs.GenerationJob(
             jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
         )
         job.run()
         assert job.error is None and job.unknown_words == ["glitter"]
     finally:
-        scene.rodin.conditioning = "NONE"
+        scene.rodin.conditioning, scene.rodin.draw_glasses = "NONE", True
 
 
 def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(registered, pipeline_with):
@@ -250,16 +254,18 @@ def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(re
     scene = bpy.context.scene
     scene.rodin.conditioning = "TEXT"
     scene.rodin.prompt = "a woman with glitter glasses"
+    scene.rodin.draw_glasses = False
     try:
         obj, meta, _ = generate_one(seed=3)
         assert meta["text_model"] == "sentence" and meta["unknown_words"] == []  # read, not left out
+        assert meta["drawn_on"] == [] and meta["settings"]["draw_glasses"] is False
         job = jobs.GenerationJob(
             jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
         )
         job.run()
         assert job.error is None and job.unknown_words == [] and job.sentence_words == ["glitter"]
     finally:
-        scene.rodin.conditioning = "NONE"
+        scene.rodin.conditioning, scene.rodin.draw_glasses = "NONE", True
 
 
 def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(
@@ -425,7 +431,7 @@ def test_panel_draws_what_the_state_calls_for(registered):
     assert ("operator", "rodin.generate") in idle and ("operator", "rodin.cancel") not in idle
     assert "prompt" not in props and "image_path" not in props
     s.conditioning = "TEXT"
-    assert ("prop", "prompt") in draw_panel(scene)
+    assert {("prop", "prompt"), ("prop", "draw_glasses")} <= set(draw_panel(scene))
     s.conditioning = "IMAGE"
     assert {("prop", "image_path"), ("prop", "image_guidance")} <= set(draw_panel(scene))
     s.conditioning = "NONE"

@@ -86,3 +86,23 @@ def test_nearest_agreement_copies_the_nearest_pool_avatars_values():
     y = torch.tensor([[0, 1], [1, 0], [2, 0], [2, 1]])
     # nearest: pool 0, 1, 2, 1 -> family 0 right for the first three, family 1 right for 0, 2, 3.
     assert nearest_agreement(z, y, z_pool, y_pool).tolist() == [0.75, 0.75]
+
+
+def test_edit_summary_counts_success_with_at_most_one_other_family_changed():
+    from training.evaluate_text import edit_summary
+
+    cases = [
+        {"seed": 1, "shows": True, "changed": []},
+        {"seed": 2, "shows": True, "changed": ["eye_color"]},  # one other family: still a success
+        {"seed": 3, "shows": True, "changed": ["eye_color", "age"]},  # two, but only one readable
+        {"seed": 4, "shows": False, "changed": []},
+    ]
+    row = edit_summary(cases, readable=[f for f in FAMILIES if f != "eye_color"])
+    others = len(FAMILIES) - 1
+    assert row["cases"] == 4 and row["shows_new_value"] == 0.75
+    assert math.isclose(row["others_kept_mean"], 1 - 3 / (4 * others))
+    assert row["success"] == 0.5 and row["success_readable"] == 0.75
+    assert row["changed_families"] == ["age", "eye_color"] and row["avatars"] is cases
+    assert "others_kept_by_null_edit" not in row  # no control measured
+    with_null = edit_summary([{**c, "null_changed": []} for c in cases], readable=list(FAMILIES))
+    assert with_null["others_kept_by_null_edit"] == 1.0

@@ -17,11 +17,13 @@ from rodin_core.glasses import (
     frame_masks,
     frame_tubes,
     glasses_named,
+    glasses_stated,
     tube_hits,
 )
 from rodin_core.lift import LiftConfig
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings
 from rodin_core.regions import region_masks
+from rodin_core.samplers import GenerationCancelled
 
 
 def test_prompts_that_only_add_glasses():
@@ -36,6 +38,20 @@ def test_prompts_that_only_add_glasses():
     assert glasses_named("add sunglasses") is None
     assert glasses_named("round or square glasses") is None
     assert glasses_named("make the hair blond") is None
+
+
+def test_descriptions_that_give_glasses():
+    assert glasses_stated("an old man with round glasses and a cap") == "round"
+    assert glasses_stated("a woman with short black hair, square glasses and stud earrings") == "square"
+    assert (
+        glasses_stated("a young man in spectacles") == "round"
+    )  # plain glasses: the generator's round frame
+    # none given, or said to be absent
+    assert glasses_stated("an old man with a grey beard and a cap") is None
+    assert glasses_stated("a woman without glasses") is None
+    assert glasses_stated("a man with no glasses and a hat") is None
+    assert glasses_stated("a bald man, not wearing glasses") is None
+    assert glasses_stated("a man without a hat, with square glasses") == "square"  # the negation is the hat's
 
 
 def test_the_frame_sits_where_the_generator_puts_it():
@@ -108,9 +124,9 @@ def test_adding_glasses_changes_only_the_planes_near_the_frame(pipe, monkeypatch
     # AvatarPipeline.edit draws it for a prompt that only adds glasses, with the latent code unchanged
     calls = []
 
-    def quick_glasses(decoder, planes, kind, strength):
+    def quick_glasses(decoder, planes, kind, strength=1.0, progress=None, cancel=None):
         calls.append((kind, strength))
-        return add_glasses(decoder, planes, kind, strength, config=quick)
+        return add_glasses(decoder, planes, kind, strength, quick, progress, cancel)
 
     monkeypatch.setattr("rodin_core.pipeline.add_glasses", quick_glasses)
     edit = pipe.edit(planes, z, 3, text="add square glasses", settings=settings, strength=0.5)
@@ -122,3 +138,46 @@ def test_adding_glasses_changes_only_the_planes_near_the_frame(pipe, monkeypatch
         add_glasses(pipe.decoder, planes, strength=2.0, config=quick)
     with pytest.raises(ValueError, match="impossible glasses settings"):
         add_glasses(pipe.decoder, planes, config=GlassesConfig(size=4))
+
+
+def test_a_prompt_that_gives_glasses_gets_them_drawn_on(pipe, monkeypatch):
+    # the random bundle's field is faint: a low iso-level gives it a surface to mesh
+    settings = GenerationSettings(
+        steps=2, upsampler_steps=2, mesh_resolution=32, texture_size=64, threshold=0.3
+    )
+    quick = GlassesConfig(views=((0.0, 0.0),), size=16, supersample=2, fit=LiftConfig(steps=4))
+    calls, stages = [], []
+
+    def quick_glasses(decoder, planes, kind, strength=1.0, progress=None, cancel=None):
+        calls.append(kind)
+        return add_glasses(decoder, planes, kind, strength, quick, progress, cancel)
+
+    monkeypatch.setattr("rodin_core.pipeline.add_glasses", quick_glasses)
+    avatar = pipe.generate(
+        7, text="a woman with square glasses", settings=settings, progress=lambda *a: stages.append(a)
+    )
+    assert calls == ["square"] and avatar.metadata["drawn_on"] == ["square glasses"]
+    assert ("drawing glasses", 4, 4) in stages and "drawn" in avatar.metadata["timings_s"]
+    # the same prompt and seed, the frame not drawn: the sampled avatar, which the frame changed
+    plain = pipe.generate(7, text="a woman with square glasses", settings=settings, draw_glasses=False)
+    assert calls == ["square"] and plain.metadata["drawn_on"] == []
+    assert not torch.equal(plain.planes, avatar.planes)
+    drawn, names = pipe.draw_stated(plain.planes, "a woman with square glasses", settings)
+    assert names == ["square glasses"] and torch.equal(drawn, avatar.planes)
+    # a prompt without glasses draws nothing
+    assert pipe.generate(7, text="a woman with a cap", settings=settings).metadata["drawn_on"] == []
+    assert len(calls) == 2
+
+
+def test_the_drawn_fit_reports_progress_and_stops_when_cancelled(pipe):
+    import threading
+
+    planes = pipe.sample_planes(3, pipe.latent(3), GenerationSettings(steps=2, upsampler_steps=2))
+    quick = GlassesConfig(views=((0.0, 0.0),), size=16, supersample=2, fit=LiftConfig(steps=3))
+    seen = []
+    add_glasses(pipe.decoder, planes, config=quick, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(GenerationCancelled, match="step 0 of 3"):
+        add_glasses(pipe.decoder, planes, config=quick, cancel=stop)

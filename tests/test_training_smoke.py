@@ -395,6 +395,18 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert again["text"] == text_report["text"] and again["edits"] == {} and again["settings"]["drawn_edits"]
     with pytest.raises(SystemExit, match="other settings .*the sampler steps"):
         evaluate_text.main([*targs, "--edits-only", "--edits", "1", "--steps", "3"])
+    # The edits' ceiling: the generator makes each edit itself, read by the same classifier.
+    from training import edit_ceiling
+
+    cl_args = ["--classifier", str(cls), "--out", str(quality), "--count", "1", "--samples", "2"]
+    assert edit_ceiling.main(cl_args) == 0
+    ceil = json.loads((quality / "edit_ceiling.json").read_text())
+    assert set(ceil["edits"]) == {prompt for prompt, *_ in evaluate_text.EDITS}
+    for e in ceil["edits"].values():
+        assert e["cases"] == 0 or e["success"] <= e["success_readable"] <= e["shows_new_value"]
+    assert "generator's change" in (quality / "edit_ceiling.md").read_text()
+    with pytest.raises(SystemExit):
+        edit_ceiling.main([*cl_args, "--count", "0"])
     # What the bundle's image latents hold of each family (a 2-fold probe on the 5 avatars).
     from training import probe_latents
 

@@ -230,3 +230,29 @@ def test_corrupt_records_are_explained(tiny_record, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no records"):
         list_records(tmp_path / "empty")
+
+
+def test_render_field_reads_extra_channels_in_the_colour_pass():
+    from rodin_core.preview import render_field
+
+    torch.manual_seed(0)
+    dec = TriplaneDecoder(DecoderConfig(channels=8)).eval()
+    planes = torch.randn(1, 3, 8, 16, 16)
+    cams = Cameras.orbit((0.0, 40.0), 0.0, 12)
+    sampling = SamplingConfig(uniform=16, importance=16)
+
+    def colour(points, dirs):
+        return dec(sample_features(planes, points), dirs)
+
+    def with_extra(points, dirs):
+        sigma, rgb = colour(points, dirs)
+        return sigma, torch.cat([rgb, torch.full_like(rgb[..., :1], 0.25), points[..., 2:3]], -1)
+
+    with torch.no_grad():
+        plain = render_field(colour, cams, 1, sampling)
+        both = render_field(with_extra, cams, 1, sampling, extra=2)
+    assert "extra" not in plain and both["extra"].shape == (12, 12, 2)
+    # The colour and alpha are the plain render's; the extra channels composite over 0, not over white.
+    assert torch.allclose(both["rgb"], plain["rgb"], atol=1e-6) and torch.equal(both["alpha"], plain["alpha"])
+    assert torch.allclose(both["extra"][..., 0], 0.25 * plain["alpha"], atol=1e-6)
+    assert plain["alpha"].max() > 0.1  # the scene shows something, so the comparison means something

@@ -93,24 +93,28 @@ def prompt_set(data: Path, holdout: list[str], fresh: int) -> list[dict]:
 
 
 def text_planes(pipe, seed: int, text: str, settings) -> tuple:
-    """The avatar's final tri-planes for a prompt, as AvatarPipeline.generate conditions them, and the portrait
-    drawn for it (None without a portrait model or with image guidance 0)."""
+    """The avatar's final tri-planes for a prompt, as AvatarPipeline.generate makes them, the portrait drawn for
+    it (None without a portrait model or with image guidance 0) and the tri-planes before anything the prompt
+    states was drawn on (`draw_stated`; the same tensor when nothing was)."""
     z, portrait, _ = pipe.text_conditioning(seed, text, settings)
-    return pipe.sample_planes(seed, z, settings, image=portrait, drawn=portrait is not None), portrait
+    sampled = pipe.sample_planes(seed, z, settings, image=portrait, drawn=portrait is not None)
+    return pipe.draw_stated(sampled, text, settings)[0], portrait, sampled
 
 
 def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None, reword=False) -> tuple:
     """Agreement of avatars generated from the prompts' captions (`reword`: the captions in words no training
     text uses) with the stated values, read from the front and (`side`) from SIDE_AZIMUTH, a view no drawn
     portrait shows; `chance`: the classifier's readings of unconditional samples from the front and the side,
-    drawn here when not given. Returns the report (with the drawn portraits' own agreement when there are any),
-    the conditioned frontal renders and the chance readings."""
-    cond_imgs, side_imgs, uncond_imgs, portraits = [], [], [], []
+    drawn here when not given. Returns the report (with the drawn portraits' own agreement when there are any,
+    and as `sampled` the same avatars before anything was drawn on when something was), the conditioned frontal
+    renders and the chance readings."""
+    cond_imgs, side_imgs, uncond_imgs, portraits, sampled_imgs = [], [], [], [], []
     for i, attrs in enumerate(prompts):
         text = paraphrase(caption(attrs)) if reword else caption(attrs)
-        planes, portrait = text_planes(pipe, 30_000 + i, text, settings)
+        planes, portrait, sampled = text_planes(pipe, 30_000 + i, text, settings)
         cond_imgs.append(frontal(pipe, planes))
         side_imgs.append(view_at(pipe, planes, SIDE_AZIMUTH))
+        sampled_imgs.append(cond_imgs[-1] if sampled is planes else frontal(pipe, sampled))
         if portrait is not None:
             portraits.append(portrait)
         if chance is None:
@@ -123,6 +127,8 @@ def text_agreement(pipe, classifier, prompts: list[dict], settings, chance=None,
     report["side"] = agreement_report(prompts, readings(classifier, side_imgs), chance[1])
     if portraits:
         report["portraits"] = agreement_report(prompts, classifier.predict(torch.stack(portraits)), chance[0])
+    if any(a is not b for a, b in zip(sampled_imgs, cond_imgs)):
+        report["sampled"] = agreement_report(prompts, readings(classifier, sampled_imgs), chance[0])
     return report, cond_imgs, chance
 
 
@@ -189,6 +195,28 @@ def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
         }
         print(f"  {model}: reworded agreement {agreement['agreement_mean']:.3f}", flush=True)
     return out
+
+
+def edit_summary(cases: list[dict], readable: list[str]) -> dict:
+    """An edit row from its avatars (each: "shows", whether the asked value is read after; "changed", the other
+    families read differently after than before; optionally "null_changed", the same for the control): how often
+    the value shows, the others are kept, and both (success: at most one other family changed; success,
+    readable: the same counting only the `readable` families)."""
+    others = len(FAMILIES) - 1
+    row = {
+        "cases": len(cases),
+        "shows_new_value": float(np.mean([c["shows"] for c in cases])),
+        "others_kept_mean": float(np.mean([1 - len(c["changed"]) / others for c in cases])),
+    }
+    if all("null_changed" in c for c in cases):
+        row["others_kept_by_null_edit"] = float(np.mean([1 - len(c["null_changed"]) / others for c in cases]))
+    row["success"] = float(np.mean([c["shows"] and len(c["changed"]) <= 1 for c in cases]))
+    row["success_readable"] = float(
+        np.mean([c["shows"] and len([f for f in c["changed"] if f in readable]) <= 1 for c in cases])
+    )
+    row["changed_families"] = sorted({f for c in cases for f in c["changed"]})
+    row["avatars"] = cases  # per avatar: its seed, whether it shows the value, which families changed
+    return row
 
 
 def edit_success(
@@ -259,21 +287,7 @@ def edit_success(
         if not cases:
             results[prompt] = {"cases": 0, "note": "no sampled avatar qualified for this edit"}
             continue
-        results[prompt] = {
-            "cases": len(cases),
-            "parts": parts_named(prompt) if local else [],
-            "shows_new_value": float(np.mean([c["shows"] for c in cases])),
-            "others_kept_mean": float(np.mean([1 - len(c["changed"]) / (len(FAMILIES) - 1) for c in cases])),
-            "others_kept_by_null_edit": float(
-                np.mean([1 - len(c["null_changed"]) / (len(FAMILIES) - 1) for c in cases])
-            ),
-            "success": float(np.mean([c["shows"] and len(c["changed"]) <= 1 for c in cases])),
-            "success_readable": float(
-                np.mean([c["shows"] and len([f for f in c["changed"] if f in readable]) <= 1 for c in cases])
-            ),
-            "changed_families": sorted({f for c in cases for f in c["changed"]}),
-            "avatars": cases,  # per avatar: its seed, whether it shows the value, which families changed
-        }
+        results[prompt] = {"parts": parts_named(prompt) if local else [], **edit_summary(cases, readable)}
         print(f"  edit {prompt!r}: {results[prompt]}", flush=True)
     return results, pairs
 
@@ -324,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         help="pull towards the portrait drawn for each prompt (bundles with a portrait model; 0: latent code only)",
     )
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument(
+        "--no-draw-glasses",
+        action="store_true",
+        help="leave prompts' glasses to the model (AvatarPipeline.draw_stated draws them on by default)",
+    )
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.edits < 0 or args.fresh < 0:
@@ -339,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     cls_meta = read_json(Path(args.classifier) / "classifier.json", "classifier metadata")
     real_acc, real_views = real_view_accuracy(cls_meta)
     settings = GenerationSettings(
-        steps=args.steps, guidance=args.guidance, image_guidance=args.image_guidance
+        steps=args.steps,
+        guidance=args.guidance,
+        image_guidance=args.image_guidance,
+        draw_glasses=not args.no_draw_glasses,
     )
     drawing = pipe.portrait_model is not None and settings.image_guidance > 0
 
@@ -351,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     latent_only = None
     if drawing:  # the same prompts and seeds from the latent code alone: what the drawn portrait adds
         latent_only, _, _ = text_agreement(
-            pipe, classifier, prompts, replace(settings, image_guidance=0.0), chance
+            pipe, classifier, prompts, replace(settings, image_guidance=0.0, draw_glasses=False), chance
         )
         print(f"latent code only: {latent_only['agreement_mean']:.3f}", flush=True)
     rewording = reworded(pipe, classifier, prompts, settings, chance, data)
@@ -361,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     # Each hand-written prompt's avatar, after the portrait drawn for it where there is one.
     shown = []
     for i, t in enumerate(PROMPTS):
-        planes, portrait = text_planes(pipe, 60_000 + i, t, settings)
+        planes, portrait, _ = text_planes(pipe, 60_000 + i, t, settings)
         if portrait is not None:
             shown.append(portrait.permute(1, 2, 0))
         shown.append(frontal(pipe, planes, 128))
@@ -387,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             **edit_settings(pipe, args),
             "text_model": args.text_model,
             "image_guidance": settings.image_guidance,
+            "draw_glasses": settings.draw_glasses,
             "drawn_portrait_strength": guidance_strength(settings, drawn=True),
             "portrait_model": pipe.portrait_model is not None,
         },
@@ -477,6 +500,20 @@ def markdown(report: dict) -> str:
         f"**Mean agreement {t['agreement_mean']:.1%}** (chance {t['chance_mean']:.1%}).",
         "",
     ]
+    if t.get("sampled"):  # something the prompts gave was drawn on after sampling (reports from session 28)
+        changed = [
+            f"{f} {v['agreement']:.0%} -> {t['per_family'][f]['agreement']:.0%}"
+            for f, v in t["sampled"]["per_family"].items()
+            if v["agreement"] != t["per_family"][f]["agreement"]
+        ]
+        lines += [
+            "A prompt that gives the avatar glasses gets the generator's frame drawn on after sampling "
+            '(AvatarPipeline.draw_stated, as the "add glasses" edit draws it; the base model draws glasses '
+            f"faintly). The same avatars before that: {t['sampled']['agreement_mean']:.1%}"
+            + (f" (per family, before -> after: {', '.join(changed)})" if changed else "")
+            + ".",
+            "",
+        ]
     if t.get("side"):  # reports before session 22 read the front alone
         latent_side = (report.get("text_latent_only") or {}).get("side")
         lines += [
@@ -515,7 +552,7 @@ def markdown(report: dict) -> str:
             "Each prompt's avatar is pulled towards the frontal portrait the portrait model draws for it (image "
             f"guidance {s['image_guidance']}: strength {s.get('drawn_portrait_strength', s['image_guidance'])} for a "
             "drawn portrait) and takes the image encoder's reading of that portrait as its latent code. The same "
-            "prompts and seeds from the latent code alone: "
+            "prompts and seeds from the latent code alone (no portrait, nothing drawn on): "
             f"{latent['agreement_mean']:.1%}; the drawn portraits themselves, read by the same classifier: "
             f"{drawn['agreement_mean']:.1%}.",
             "",
