@@ -183,7 +183,7 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Condition on this portrait")
     image_guidance: FloatProperty(name="Match portrait", min=0.0, max=10.0, default=1.0)
     draw_glasses: BoolProperty(
-        name="Draw glasses", default=True, description="Draw a prompt's glasses on in 3D"
+        name="Draw glasses", default=False, description="Draw a prompt's glasses on in 3D"
     )
     prompt: StringProperty(name="Prompt", description="Condition on this description")
     mesh_resolution: IntProperty(name="Mesh resolution", min=32, max=512, default=128)

@@ -46,7 +46,7 @@ class RodinSettings(bpy.types.PropertyGroup):
     )
     draw_glasses: BoolProperty(
         name="Draw glasses",
-        default=True,
+        default=False,
         description="When the prompt gives the avatar glasses, draw the frame on in 3D after sampling (the model "
         "draws glasses faintly). Adds ~35 s per avatar on 2 cores",
     )

@@ -43,7 +43,7 @@ def _generate(args: argparse.Namespace) -> int:
         texture_size=args.texture_size,
         max_faces=args.max_faces or None,
         image_guidance=args.image_guidance,
-        draw_glasses=not args.no_draw_glasses,
+        draw_glasses=args.draw_glasses,
     )
     settings.validate()
     out = Path(args.out)
@@ -158,10 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--text", help='a description, e.g. "an old man with a grey beard and a cap"')
     gen.add_argument(
-        "--no-draw-glasses",
+        "--draw-glasses",
         action="store_true",
-        help="leave a --text prompt's glasses to the model, which draws them faintly (by default the generator's "
-        "frame is drawn on in 3D: ~35 s more on 2 cores)",
+        help="when the --text prompt gives the avatar glasses, draw the generator's frame on in 3D (the model draws "
+        "them faintly; ~35 s more on 2 cores; it read worse on the text evaluation, docs/results.md)",
     )
     gen.add_argument(
         "--text-model",

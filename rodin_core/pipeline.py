@@ -79,9 +79,11 @@ class GenerationSettings:
     # On 64 avatars no stage saw, 1.0 raised attribute agreement from 54 % to 71 % (63 % read 40 degrees to
     # the side), for ~9 s per avatar on 2 cores.
     image_guidance: float = 1.0
-    # A prompt that gives the avatar glasses ("... round glasses ...") gets the generator's frame drawn on
-    # (rodin_core.glasses, as the "add glasses" edit does): the base model draws glasses faintly from a prompt.
-    draw_glasses: bool = True
+    # Draw the generator's frame onto a prompt's avatar when the prompt gives it glasses ("... round glasses ...";
+    # rodin_core.glasses, as the "add glasses" edit does), since the base model draws them faintly. Off by
+    # default: on the text report's 32 prompts it lowered attribute agreement from 68.4 to 65.2 % (glasses 39 ->
+    # 50 %, age, skin tone and eye colour read worse; docs/results.md, session 28).
+    draw_glasses: bool = False
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:

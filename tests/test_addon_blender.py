@@ -227,6 +227,7 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         with pytest.raises(RuntimeError, match="type a description"):
             bpy.ops.rodin.generate(seed=1, steps=2, mesh_resolution=32, blocking=True)
         scene.rodin.prompt = "a woman with glitter glasses"
+        scene.rodin.draw_glasses = True  # off by default
         obj, meta, before = generate_one(seed=3)
         assert meta["conditioning"] == "text" and meta["text"] == "a woman with glitter glasses"
         assert meta["unknown_words"] == ["glitter"]
@@ -246,7 +247,7 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         job.run()
         assert job.error is None and job.unknown_words == ["glitter"]
     finally:
-        scene.rodin.conditioning, scene.rodin.draw_glasses = "NONE", True
+        scene.rodin.conditioning, scene.rodin.draw_glasses = "NONE", False
 
 
 def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(registered, pipeline_with):
@@ -254,7 +255,6 @@ def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(re
     scene = bpy.context.scene
     scene.rodin.conditioning = "TEXT"
     scene.rodin.prompt = "a woman with glitter glasses"
-    scene.rodin.draw_glasses = False
     try:
         obj, meta, _ = generate_one(seed=3)
         assert meta["text_model"] == "sentence" and meta["unknown_words"] == []  # read, not left out
@@ -265,7 +265,7 @@ def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(re
         job.run()
         assert job.error is None and job.unknown_words == [] and job.sentence_words == ["glitter"]
     finally:
-        scene.rodin.conditioning, scene.rodin.draw_glasses = "NONE", True
+        scene.rodin.conditioning = "NONE"
 
 
 def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(

@@ -1,6 +1,7 @@
 """The glasses edit: which prompts it takes, the frame's geometry, how it is drawn, and what it may change."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -154,18 +155,27 @@ def test_a_prompt_that_gives_glasses_gets_them_drawn_on(pipe, monkeypatch):
 
     monkeypatch.setattr("rodin_core.pipeline.add_glasses", quick_glasses)
     avatar = pipe.generate(
-        7, text="a woman with square glasses", settings=settings, progress=lambda *a: stages.append(a)
+        7,
+        text="a woman with square glasses",
+        settings=settings,
+        progress=lambda *a: stages.append(a),
+        draw_glasses=True,
     )
     assert calls == ["square"] and avatar.metadata["drawn_on"] == ["square glasses"]
     assert ("drawing glasses", 4, 4) in stages and "drawn" in avatar.metadata["timings_s"]
-    # the same prompt and seed, the frame not drawn: the sampled avatar, which the frame changed
-    plain = pipe.generate(7, text="a woman with square glasses", settings=settings, draw_glasses=False)
+    # the same prompt and seed, the frame not drawn (the default): the sampled avatar, which the frame changed
+    plain = pipe.generate(7, text="a woman with square glasses", settings=settings)
     assert calls == ["square"] and plain.metadata["drawn_on"] == []
     assert not torch.equal(plain.planes, avatar.planes)
-    drawn, names = pipe.draw_stated(plain.planes, "a woman with square glasses", settings)
+    drawn, names = pipe.draw_stated(
+        plain.planes, "a woman with square glasses", replace(settings, draw_glasses=True)
+    )
     assert names == ["square glasses"] and torch.equal(drawn, avatar.planes)
     # a prompt without glasses draws nothing
-    assert pipe.generate(7, text="a woman with a cap", settings=settings).metadata["drawn_on"] == []
+    assert (
+        pipe.generate(7, text="a woman with a cap", settings=settings, draw_glasses=True).metadata["drawn_on"]
+        == []
+    )
     assert len(calls) == 2
 
 

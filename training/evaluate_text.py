@@ -339,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--steps", type=int, default=20)
     p.add_argument(
-        "--no-draw-glasses",
+        "--draw-glasses",
         action="store_true",
-        help="leave prompts' glasses to the model (AvatarPipeline.draw_stated draws them on by default)",
+        help="draw prompts' glasses on as AvatarPipeline.draw_stated does (GenerationSettings.draw_glasses); the "
+        "report then also reads the same avatars before drawing",
     )
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps,
         guidance=args.guidance,
         image_guidance=args.image_guidance,
-        draw_glasses=not args.no_draw_glasses,
+        draw_glasses=args.draw_glasses,
     )
     drawing = pipe.portrait_model is not None and settings.image_guidance > 0
 
