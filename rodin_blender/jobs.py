@@ -20,7 +20,8 @@ STAGE_SPAN = {  # share of one avatar's progress bar per stage
     "latent": (0.0, 0.02),
     "portrait": (0.02, 0.05),  # a text prompt's portrait (rodin_core.portrait)
     "base diffusion": (0.05, 0.45),
-    "upsampling": (0.45, 0.6),
+    "upsampling": (0.45, 0.55),
+    "drawing glasses": (0.55, 0.6),  # a prompt's glasses drawn on (GenerationSettings.draw_glasses)
     "mesh": (0.6, 0.75),
     "texture": (0.75, 0.98),
     "done": (0.98, 1.0),

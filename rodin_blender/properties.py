@@ -48,7 +48,7 @@ class RodinSettings(bpy.types.PropertyGroup):
         name="Draw glasses",
         default=False,
         description="When the prompt gives the avatar glasses, draw the frame on in 3D after sampling (the model "
-        "draws glasses faintly). Adds ~35 s per avatar on 2 cores",
+        "draws glasses faintly). Adds ~26 s per avatar on 2 cores",
     )
     prompt: StringProperty(name="Prompt", description='e.g. "an old man with a grey beard and a cap"')
     edit_prompt: StringProperty(

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--draw-glasses",
         action="store_true",
         help="when the --text prompt gives the avatar glasses, draw the generator's frame on in 3D (the model draws "
-        "them faintly; ~35 s more on 2 cores; it read worse on the text evaluation, docs/results.md)",
+        "them faintly; ~26 s more on 2 cores; it read worse on the text evaluation, docs/results.md)",
     )
     gen.add_argument(
         "--text-model",
