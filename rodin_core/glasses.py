@@ -218,9 +218,9 @@ def face_depth(decoder: TriplaneDecoder, planes: torch.Tensor, sampling: Samplin
 
     def point_y(points, d):
         sigma = decoder(sample_features(planes, points), d)[0]
-        return sigma, points[..., 1:2].expand(*points.shape[:-1], 3)
+        return sigma, points[..., 1:2]
 
-    out = render_rays(point_y, origins[None], dirs[None], sampling, torch.zeros(3), jitter=False)
+    out = render_rays(point_y, origins[None], dirs[None], sampling, torch.zeros(1), jitter=False)
     return float((out["rgb"][0, :, 0] / out["alpha"][0].clamp_min(1e-4)).mean())
 
 

@@ -490,11 +490,19 @@ class AvatarPipeline:
         kind = glasses_stated(text) if settings.draw_glasses else None
         if kind is None:
             return planes, []
-        stage = _stage(progress, "drawing glasses")
+        return self._draw_glasses(planes, kind, 1.0, progress, cancel), [f"{kind} glasses"]
+
+    def _draw_glasses(self, planes, kind: str, strength: float, progress, cancel) -> torch.Tensor:
+        """Final tri-planes with the generator's `kind` of frame drawn on (rodin_core.glasses), on the CPU."""
         framed = add_glasses(
-            self.decoder, planes[:1].to(self.device).float(), kind, progress=stage, cancel=cancel
+            self.decoder,
+            planes[:1].to(self.device).float(),
+            kind,
+            strength,
+            progress=_stage(progress, "drawing glasses"),
+            cancel=cancel,
         )
-        return framed.cpu(), [f"{kind} glasses"]
+        return framed.cpu()
 
     def generate(
         self,
@@ -738,15 +746,8 @@ class AvatarPipeline:
                 return EditResult(painted.cpu(), z, [], ["hair"], None)
         kind = glasses_named(text) if drawn else None
         if kind is not None:
-            framed = add_glasses(
-                self.decoder,
-                planes[:1].to(self.device).float(),
-                kind,
-                min(strength, 1.0),
-                progress=_stage(progress, "drawing glasses"),
-                cancel=cancel,
-            )
-            return EditResult(framed.cpu(), z, [], ["eyes"], None)
+            framed = self._draw_glasses(planes, kind, min(strength, 1.0), progress, cancel)
+            return EditResult(framed, z, [], ["eyes"], None)
         z_new, unknown = self.edit_latent(z, text=text, image=image)
         parts = parts_named(text) if (local and text and image is None) else []
         target = None

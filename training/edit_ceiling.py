@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from blender_scenes.attributes import FAMILIES, draw_attributes
+from blender_scenes.attributes import draw_attributes
 from blender_scenes.avatar_factory import build_avatar, clear_avatar
 from blender_scenes.camera_rig import camera_poses
 from blender_scenes.renderer import ViewRenderer, setup_scene
@@ -41,7 +41,7 @@ from rodin_core.io_utils import read_json, write_json_atomic
 from rodin_core.preview import grid
 from training.attribute_classifier import load_classifier
 from training.evaluate import readings
-from training.evaluate_text import EDITS, edit_summary, readable_families
+from training.evaluate_text import EDITS, changed_families, edit_summary, readable_families
 
 # What each edit of training.evaluate_text.EDITS changes in the generator's attributes (the drawn "add glasses"
 # draws round glasses: rodin_core.glasses.glasses_named).
@@ -85,7 +85,7 @@ def ceiling(classifier, count: int, readable: list[str], res: int, samples: int)
                     continue
                 after_img = frontal_render({**attrs, attribute: value}, renderer, Path(tmp))
                 after = readings(classifier, [after_img])[0]
-                changed = [f for f in FAMILIES if f != family and after[f] != before[f]]
+                changed = changed_families(before, after, family)
                 cases.append({"seed": seed, "shows": bool(shows(after[family])), "changed": changed})
                 if len(cases) <= 2:
                     pairs += [before_img, after_img]

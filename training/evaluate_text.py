@@ -197,6 +197,11 @@ def reworded(pipe, classifier, prompts, settings, chance, data: Path) -> dict:
     return out
 
 
+def changed_families(before: dict, after: dict, family: str) -> list[str]:
+    """The families other than the edited `family` that the classifier reads differently `after` than `before`."""
+    return [f for f in FAMILIES if f != family and after[f] != before[f]]
+
+
 def edit_summary(cases: list[dict], readable: list[str]) -> dict:
     """An edit row from its avatars (each: "shows", whether the asked value is read after; "changed", the other
     families read differently after than before; optionally "null_changed", the same for the control): how often
@@ -271,15 +276,12 @@ def edit_success(
                 planes, pipe.edit_planes(planes, z, seed, strength, settings, image=own), edit.parts
             )
             null_read = readings(classifier, [frontal(pipe, null)])[0]
-            others = [f for f in FAMILIES if f != family]
-            changed = [f for f in others if after[f] != before[f]]
-            null_changed = [f for f in others if null_read[f] != before[f]]
             cases.append(
                 {
                     "seed": seed,
                     "shows": bool(shows(after[family])),
-                    "changed": changed,
-                    "null_changed": null_changed,
+                    "changed": changed_families(before, after, family),
+                    "null_changed": changed_families(before, null_read, family),
                 }
             )
             if len(cases) <= 2:
