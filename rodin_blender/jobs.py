@@ -99,6 +99,8 @@ class GenerationJob:
     unknown_words: list[str] = field(default_factory=list)  # prompt words the model left out
     # prompt words no training caption uses, read by the offline sentence model (rodin_core.sentence)
     sentence_words: list[str] = field(default_factory=list)
+    # why an edit was not made the way its prompt suggests (EditResult.note), for the user
+    notes: list[str] = field(default_factory=list)
 
     def note_unknown(self, words) -> None:
         self.unknown_words = sorted(set(self.unknown_words) | set(words or []))
@@ -178,8 +180,10 @@ class GenerationJob:
                 settings=settings,
                 cancel=self.cancel,
             )
-            unknown, parts = result.unknown_words, result.parts
+            unknown, parts, method = result.unknown_words, result.parts, result.method
             self.note_unknown(unknown)
+            if result.note:
+                self.notes.append(result.note)
             strips = [result.planes]
             latents = [latent_list(result.latent)]
         else:
@@ -189,7 +193,7 @@ class GenerationJob:
                 noise[0], noise[1], req.inbetweens + 2, settings, zs[0], zs[1], ends[0], ends[1]
             )[1:-1]
             latents = [None] * len(strips)
-            unknown = []
+            unknown, method = [], None
         for i, planes in enumerate(strips):
             self.stage = f"mesh {i + 1}/{len(strips)}"
             self.fraction = (i + 0.5) / len(strips)
@@ -201,6 +205,7 @@ class GenerationJob:
                 "text": req.text,
                 "strength": req.strength,
                 "edited_parts": parts,
+                "edited_by": method,  # "repainted", "drawn" or "redrawn" (EditResult.method); None: not an edit
                 "variation": (req.variations or [0])[0],
                 "latent": latents[i],  # an edit's: Edit again moves on from it
                 "unknown_words": unknown,

@@ -105,6 +105,8 @@ class _Generating:
                 self.report({"WARNING"}, _unknown_message(job.unknown_words))
             if job.sentence_words:
                 self.report({"INFO"}, _sentence_message(job.sentence_words))
+            for note in job.notes:
+                self.report({"WARNING"}, f"Rodin: {note}")
             self.report({"INFO"}, f"Rodin: {len(made)} avatar(s) generated")
             return {"FINISHED"}
         state.running, state.progress, state.stage = True, 0.0, "loading model"
@@ -149,6 +151,8 @@ def _poll(scene_name: str, origin, spacing: float, replace_name: str | None):
         if job.sentence_words:
             state.stage += f" (read by the sentence model: {', '.join(job.sentence_words)})"
             _popup(_sentence_message(job.sentence_words), "INFO")
+        for note in job.notes:
+            _popup(f"Rodin: {note}", "INFO")
     return None
 
 

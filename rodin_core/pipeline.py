@@ -107,7 +107,17 @@ class EditResult:
     # The (3, S, S) frontal portrait the edit was pulled towards: the avatar's front redrawn with the change by
     # the portrait model (a prompt), the user's image (an image edit), or None (latent code alone).
     portrait: torch.Tensor | None = None
+    # How the change was made: "repainted" (the hair's colour painted in 3D), "drawn" (the glasses frame drawn in
+    # 3D) or "redrawn" (the diffusion model redrew it from the edited latent code).
+    method: str = "redrawn"
+    # Why the edit was not made the way its prompt suggests, in words for the user; None when it was.
+    note: str | None = None
 
+
+NO_HAIR_TO_REPAINT = (
+    "no hair to repaint (a bald head, or hair hidden under a hat), so the model redrew the hair region from the "
+    "edited latent code, which can change more than the colour"
+)
 
 # A prompt's avatar is pulled towards the portrait drawn for it twice as hard as towards a user's portrait (and takes
 # the encoder's reading of that portrait as its code, `text_conditioning`): on 136 prompts no stage saw, agreement
@@ -728,7 +738,7 @@ class AvatarPipeline:
         - A prompt that only recolours the hair ("make the hair blond") repaints the hair the avatar has
           (rodin_core.recolour: geometry and everything outside the hair kept, and inside it a hat or the back
           of a shirt of another colour; `strength` blends the colour in). A head with no hair to paint gets the
-          latent edit, which can draw hair.
+          latent edit, which can draw hair, and its `note` says so.
         - A prompt that only adds glasses ("add glasses", "give her square glasses") draws the generator's
           frame around the eyes (rodin_core.glasses; `strength` blends the frame in)."""
         drawn = drawn_edits and local and text and image is None
@@ -743,11 +753,11 @@ class AvatarPipeline:
                 cancel=cancel,
             )
             if painted is not None:
-                return EditResult(painted.cpu(), z, [], ["hair"], None)
+                return EditResult(painted.cpu(), z, [], ["hair"], None, "repainted")
         kind = glasses_named(text) if drawn else None
         if kind is not None:
             framed = self._draw_glasses(planes, kind, min(strength, 1.0), progress, cancel)
-            return EditResult(framed, z, [], ["eyes"], None)
+            return EditResult(framed, z, [], ["eyes"], None, "drawn")
         z_new, unknown = self.edit_latent(z, text=text, image=image)
         parts = parts_named(text) if (local and text and image is None) else []
         target = None
@@ -757,7 +767,10 @@ class AvatarPipeline:
             elif text is not None and portrait_strength is not None and self.portrait_model is not None:
                 target = self.edit_portrait(planes, z_new, seed, portrait_strength, parts, progress, cancel)
         edited = self.edit_planes(planes, z_new, seed, strength, settings, progress, cancel, target)
-        return EditResult(blend_region(planes.cpu(), edited.cpu(), parts), z_new, unknown, parts, target)
+        note = NO_HAIR_TO_REPAINT if colour is not None else None
+        return EditResult(
+            blend_region(planes.cpu(), edited.cpu(), parts), z_new, unknown, parts, target, note=note
+        )
 
     @torch.no_grad()
     def interpolate(

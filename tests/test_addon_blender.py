@@ -300,6 +300,28 @@ def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(
         scene.rodin.conditioning, scene.rodin.image_guidance = "NONE", 1.0
 
 
+def test_a_hair_colour_edit_with_no_hair_to_repaint_tells_the_user(registered, pipeline_with, monkeypatch):
+    from rodin_core import pipeline
+
+    pipe = pipeline_with(threshold=0.01, with_text=True)
+    settings = {"steps": 2, "mesh_resolution": 32, "texture_size": 64, "upsampler_steps": 2}
+    original = pipe.generate(4, **settings)
+    monkeypatch.setattr(pipeline, "recolour", lambda *args, **kwargs: None)  # what a bald head gives
+    job = jobs.GenerationJob(
+        jobs.Request(
+            seeds=[4],
+            settings=settings,
+            text="make the hair blond",
+            mode="edit",
+            latents=[original.metadata["latent"]],
+        )
+    )
+    job.run()
+    assert job.error is None and job.notes == [pipeline.NO_HAIR_TO_REPAINT]
+    edited = job.results.get_nowait().avatar
+    assert edited.metadata["edited_by"] == "redrawn" and edited.metadata["edited_parts"] == ["hair"]
+
+
 def test_edit_of_a_variation_changes_only_the_named_part(registered, pipeline_with):
     from rodin_core.triplane import sample_features
 
@@ -320,6 +342,7 @@ def test_edit_of_a_variation_changes_only_the_named_part(registered, pipeline_wi
     assert job.error is None
     edited = job.results.get_nowait().avatar
     assert edited.metadata["mode"] == "edit" and edited.metadata["edited_parts"] == ["eyes"]
+    assert edited.metadata["edited_by"] == "drawn" and job.notes == []  # drawn in 3D, nothing to say
     xs = torch.linspace(-0.8, 0.8, 9)
     chest = torch.stack([xs, torch.full_like(xs, -0.3), torch.full_like(xs, -0.7)], -1)[None]
     kept = sample_features(edited.planes, chest) - sample_features(original.planes, chest)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from helpers import random_bundle
 
+from rodin_core import pipeline
 from rodin_core.lift import LiftConfig
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, noise_seed
 from rodin_core.recolour import (
@@ -116,6 +117,7 @@ def test_a_prompt_naming_a_part_edits_only_that_part(pipe):
     assert torch.allclose(planes, pipe.sample_planes(seed, z, settings), atol=1e-6)
     local = pipe.edit(planes, z, seed, text="add glasses", settings=settings)
     assert local.parts == ["eyes"] and local.unknown_words == []  # "add" is an instruction, not a description
+    assert local.method == "drawn" and local.note is None
     chest = _line(-0.7)
     assert torch.allclose(sample_features(local.planes, chest), sample_features(planes, chest), atol=1e-6)
     assert not torch.allclose(local.planes, planes, atol=1e-3)
@@ -123,6 +125,21 @@ def test_a_prompt_naming_a_part_edits_only_that_part(pipe):
     assert whole.parts == [] and not torch.allclose(
         sample_features(whole.planes, chest), sample_features(planes, chest), atol=1e-3
     )
+    assert whole.method == "redrawn" and whole.note is None
+
+
+def test_a_colour_edit_with_no_hair_to_repaint_is_redrawn_and_says_so(pipe, monkeypatch):
+    settings = GenerationSettings(steps=3, upsampler_steps=2)
+    z = pipe.latent(3)
+    planes = pipe.sample_planes(3, z, settings)
+    monkeypatch.setattr(pipeline, "recolour", lambda *args, **kwargs: None)  # what a bald head gives
+    redrawn = pipe.edit(planes, z, 3, text="make the hair blond", settings=settings)
+    assert redrawn.method == "redrawn" and redrawn.parts == ["hair"]
+    assert redrawn.note == pipeline.NO_HAIR_TO_REPAINT and "no hair to repaint" in redrawn.note
+    chest = _line(-0.7)  # still a local edit: outside the hair nothing changes
+    assert torch.allclose(sample_features(redrawn.planes, chest), sample_features(planes, chest), atol=1e-6)
+    shirt = pipe.edit(planes, z, 3, text="a red shirt", settings=settings)  # no colour edit was asked
+    assert shirt.method == "redrawn" and shirt.note is None
 
 
 def test_edit_instructions_add_and_remove(pipe):
