@@ -106,3 +106,8 @@ def test_edit_summary_counts_success_with_at_most_one_other_family_changed():
     assert "others_kept_by_null_edit" not in row  # no control measured
     with_null = edit_summary([{**c, "null_changed": []} for c in cases], readable=list(FAMILIES))
     assert with_null["others_kept_by_null_edit"] == 1.0
+    assert "methods" not in row  # not recorded (the edits' ceiling)
+    made = edit_summary(
+        [{**c, "method": m} for c, m in zip(cases, ["repainted"] * 3 + ["redrawn"])], list(FAMILIES)
+    )
+    assert made["methods"] == {"redrawn": 1, "repainted": 3}

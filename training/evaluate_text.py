@@ -220,6 +220,10 @@ def edit_summary(cases: list[dict], readable: list[str]) -> dict:
         np.mean([c["shows"] and len([f for f in c["changed"] if f in readable]) <= 1 for c in cases])
     )
     row["changed_families"] = sorted({f for c in cases for f in c["changed"]})
+    if all("method" in c for c in cases):  # how many were made which way (EditResult.method)
+        row["methods"] = {
+            m: sum(c["method"] == m for c in cases) for m in sorted({c["method"] for c in cases})
+        }
     row["avatars"] = cases  # per avatar: its seed, whether it shows the value, which families changed
     return row
 
@@ -282,6 +286,7 @@ def edit_success(
                     "shows": bool(shows(after[family])),
                     "changed": changed_families(before, after, family),
                     "null_changed": changed_families(before, null_read, family),
+                    "method": edit.method,  # repainted / drawn in 3D, or redrawn where there was nothing to paint
                 }
             )
             if len(cases) <= 2:
