@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -221,9 +222,7 @@ def edit_summary(cases: list[dict], readable: list[str]) -> dict:
     )
     row["changed_families"] = sorted({f for c in cases for f in c["changed"]})
     if all("method" in c for c in cases):  # how many were made which way (EditResult.method)
-        row["methods"] = {
-            m: sum(c["method"] == m for c in cases) for m in sorted({c["method"] for c in cases})
-        }
+        row["methods"] = dict(sorted(Counter(c["method"] for c in cases).items()))
     row["avatars"] = cases  # per avatar: its seed, whether it shows the value, which families changed
     return row
 
