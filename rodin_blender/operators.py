@@ -52,6 +52,11 @@ def free_previews() -> None:
         _PREVIEWS = None
 
 
+def _panel_guidance(panel, text) -> float:
+    """The panel's classifier-free guidance for an avatar: its prompt guidance for a prompt's."""
+    return panel.prompt_guidance if text else panel.guidance
+
+
 def _request(context, seeds, values, image, variation=0, text=None, **extra) -> jobs.Request:
     prefs = get_preferences(context)
     settings = {name: values[name] for name in SETTING_NAMES}
@@ -223,6 +228,8 @@ class RODIN_OT_generate(bpy.types.Operator, _Generating):
         if image and prompt:
             self.report({"ERROR"}, "Rodin: condition on an image or on a prompt, not both")
             return {"CANCELLED"}
+        if not self.properties.is_property_set("guidance"):
+            values["guidance"] = _panel_guidance(panel, prompt)
         seeds = list(range(values["seed"], values["seed"] + values["count"]))
         request = _request(context, seeds, values, image, text=prompt)
         return self.start(context, request, values["spacing"], blocking=self.blocking)
@@ -327,6 +334,7 @@ class RODIN_OT_variations(bpy.types.Operator, _Generating):
         obj = _selected_avatar(context)
         meta = _meta(obj)
         values = {n: getattr(context.scene.rodin, n) for n in SETTING_NAMES}
+        values["guidance"] = _panel_guidance(context.scene.rodin, meta.get("text"))
         seed = int(obj["rodin_seed"])
         request = _request(
             context, [seed] * self.count, values, meta.get("image"), variation=1, text=meta.get("text")

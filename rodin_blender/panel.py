@@ -27,7 +27,7 @@ class VIEW3D_PT_rodin(bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "sampler")
         col.prop(s, "steps")
-        col.prop(s, "guidance")
+        col.prop(s, "prompt_guidance" if s.conditioning == "TEXT" else "guidance")
         layout.prop(s, "conditioning")
         if s.conditioning == "IMAGE":
             layout.prop(s, "image_path")

@@ -25,6 +25,14 @@ class RodinSettings(bpy.types.PropertyGroup):
     guidance: FloatProperty(
         name="Guidance", default=2.0, min=0.0, max=20.0, description="Classifier-free guidance"
     )
+    # A prompt's own default (rodin_core.pipeline.PROMPT_GUIDANCE): its avatars read closer to the prompt at 3.
+    prompt_guidance: FloatProperty(
+        name="Guidance",
+        default=3.0,
+        min=0.0,
+        max=20.0,
+        description="Classifier-free guidance for a prompt (3 follows the words more closely than 2)",
+    )
     conditioning: EnumProperty(
         name="Condition",
         items=[

@@ -170,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="which encoder reads --text: words (the model's own vocabulary), sentence (the offline "
         "sentence-embedding model, if installed), auto (sentence only for words the vocabulary lacks)",
     )
-    gen.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (1 = none)")
+    gen.add_argument(
+        "--guidance",
+        type=float,
+        help="classifier-free guidance scale (1 = none; default 3 for --text, 2 otherwise)",
+    )
     gen.add_argument("--sampler", choices=("dpmpp_2m", "ddim", "ddpm"), default="dpmpp_2m")
     gen.add_argument("--steps", type=int, default=20, help="diffusion steps (DPM-Solver++ needs ~20)")
     gen.add_argument("--mesh-resolution", type=int, default=128, help="density grid size per axis (64..512)")

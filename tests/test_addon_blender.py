@@ -16,7 +16,7 @@ import rodin_blender  # noqa: E402
 from rodin_blender import jobs, operators  # noqa: E402
 from rodin_blender.importer import COLLECTION, avatar_to_object, stored_planes  # noqa: E402
 from rodin_core.avatar import Avatar  # noqa: E402
-from rodin_core.pipeline import AvatarPipeline  # noqa: E402
+from rodin_core.pipeline import DEFAULT_GUIDANCE, PROMPT_GUIDANCE, AvatarPipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -232,15 +232,20 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         assert meta["conditioning"] == "text" and meta["text"] == "a woman with glitter glasses"
         assert meta["unknown_words"] == ["glitter"]
         assert meta["drawn_on"] == ["round glasses"]  # the prompt's glasses, drawn on in 3D (Draw glasses)
+        # a prompt samples with the panel's prompt guidance, whose default is the pipeline's for prompts
+        assert (scene.rodin.prompt_guidance, scene.rodin.guidance) == (PROMPT_GUIDANCE, DEFAULT_GUIDANCE)
+        assert meta["settings"]["guidance"] == PROMPT_GUIDANCE
         # Regenerate draws it again from its seed, its prompt and its settings, not from the seed's
         # unconditioned latent.
         bpy.context.view_layer.objects.active = obj
         scene.rodin.draw_glasses = False
+        scene.rodin.prompt_guidance = 5.0
         assert bpy.ops.rodin.regenerate(blocking=True) == {"FINISHED"}
         (again,) = [o for o in bpy.data.objects if o.get("rodin_seed") == 3 and o.name not in before]
         again_meta = json.loads(again["rodin_metadata"])
         assert again_meta["text"] == meta["text"] and again_meta["latent"] == meta["latent"]
         assert again_meta["drawn_on"] == ["round glasses"]
+        assert again_meta["settings"]["guidance"] == PROMPT_GUIDANCE  # the avatar's own, not the panel's now
         job = jobs.GenerationJob(
             jobs.Request(seeds=[3], settings={"steps": 2, "mesh_resolution": 32}, text="a man with glitter")
         )
@@ -248,6 +253,7 @@ def test_text_prompt_reaches_the_model_and_unknown_words_are_reported(registered
         assert job.error is None and job.unknown_words == ["glitter"]
     finally:
         scene.rodin.conditioning, scene.rodin.draw_glasses = "NONE", False
+        scene.rodin.property_unset("prompt_guidance")
 
 
 def test_words_no_caption_uses_go_to_the_sentence_model_and_the_panel_says_so(registered, pipeline_with):
@@ -454,7 +460,9 @@ def test_panel_draws_what_the_state_calls_for(registered):
     assert ("operator", "rodin.generate") in idle and ("operator", "rodin.cancel") not in idle
     assert "prompt" not in props and "image_path" not in props
     s.conditioning = "TEXT"
-    assert {("prop", "prompt"), ("prop", "draw_glasses")} <= set(draw_panel(scene))
+    text_mode = draw_panel(scene)
+    assert {("prop", "prompt"), ("prop", "draw_glasses"), ("prop", "prompt_guidance")} <= set(text_mode)
+    assert ("prop", "guidance") not in text_mode  # a prompt has its own guidance
     s.conditioning = "IMAGE"
     assert {("prop", "image_path"), ("prop", "image_guidance")} <= set(draw_panel(scene))
     s.conditioning = "NONE"

@@ -54,6 +54,32 @@ def test_prompts_in_the_pipeline(pipe):
         pipe.latent(0, image="x.png", text="a man")
 
 
+def test_a_prompt_samples_with_its_own_guidance_unless_one_is_asked_for(pipe, monkeypatch):
+    used = []
+    original = pipeline.sample_base
+
+    def recording(unet, schedule, z, resolution, gen, guidance, *args, **kwargs):
+        used.append(guidance)
+        return original(unet, schedule, z, resolution, gen, guidance, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "sample_base", recording)
+    quick = {
+        "steps": 2,
+        "upsampler_steps": 2,
+        "mesh_resolution": 32,
+        "texture_size": 64,
+        "image_guidance": 0.0,
+    }
+    quick["threshold"] = 0.01  # untrained weights: a low iso-level still gives a surface
+    prompted = pipe.generate(3, text="an old man with a hat", **quick)
+    free = pipe.generate(3, **quick)
+    asked = pipe.generate(3, text="an old man with a hat", guidance=4.5, **quick)
+    assert used == [pipeline.PROMPT_GUIDANCE, pipeline.DEFAULT_GUIDANCE, 4.5]
+    assert pipeline.PROMPT_GUIDANCE != pipeline.DEFAULT_GUIDANCE
+    # the avatar records the number it was sampled with, so regenerating it samples the same way
+    assert [a.metadata["settings"]["guidance"] for a in (prompted, free, asked)] == used
+
+
 def test_interpolation_ends_reproduce_the_two_avatars(pipe):
     settings = GenerationSettings(steps=3, upsampler_steps=2)
     strip = pipe.interpolate(4, 9, 3, settings)

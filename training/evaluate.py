@@ -40,7 +40,7 @@ from rodin_core.bundle import load_module
 from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
 from rodin_core.mesh import MeshConfig, NoSurfaceError, extract_mesh
 from rodin_core.metrics import psnr
-from rodin_core.pipeline import AvatarPipeline, GenerationSettings
+from rodin_core.pipeline import DEFAULT_GUIDANCE, AvatarPipeline, GenerationSettings
 from rodin_core.preview import grid
 from training.attribute_classifier import labels, load_classifier, real_view_accuracy
 from training.common import extra_record_names
@@ -261,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--mesh-resolution", type=int, default=96)
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument(
-        "--guidance", type=float, default=GenerationSettings.guidance, help="classifier-free guidance"
-    )
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="classifier-free guidance")
     p.add_argument(
         "--image-guidance",
         type=float,

@@ -34,7 +34,7 @@ from PIL import Image
 
 from blender_scenes.attributes import FAMILIES, caption, draw_attributes
 from rodin_core.io_utils import read_json, write_json_atomic
-from rodin_core.pipeline import AvatarPipeline, GenerationSettings, guidance_strength
+from rodin_core.pipeline import PROMPT_GUIDANCE, AvatarPipeline, GenerationSettings, guidance_strength
 from rodin_core.preview import grid
 from rodin_core.regions import blend_region, parts_named
 from training.attribute_classifier import load_classifier, real_view_accuracy
@@ -336,7 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the edits again into the report already in OUT (same model, classifier and sampler "
         "settings) and keep its text numbers: minutes instead of the whole report's 40",
     )
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=PROMPT_GUIDANCE,
+        help=f"classifier-free guidance of every avatar (default {PROMPT_GUIDANCE:g}, the pipeline's for a prompt)",
+    )
     p.add_argument(
         "--image-guidance",
         type=float,
