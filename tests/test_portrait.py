@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from helpers import random_bundle
 
 from rodin_core.io_utils import prefixed, save_tensors_atomic
-from rodin_core.pipeline import DRAWN_PORTRAIT_GAIN, AvatarPipeline, GenerationSettings, latent_list
+from rodin_core.pipeline import (
+    DRAWN_PORTRAIT_GAIN,
+    PROMPT_GUIDANCE,
+    AvatarPipeline,
+    GenerationSettings,
+    latent_list,
+)
 from rodin_core.portrait import PortraitConfig, PortraitModel
 from rodin_core.sampling import sample_portraits
 from rodin_core.schedule import NoiseSchedule
@@ -178,9 +184,10 @@ def test_a_prompt_is_steered_by_the_portrait_drawn_for_it(pipe):
     assert torch.equal(z, pipe.encode_pixels(portrait))
     assert avatar.metadata["latent"] == latent_list(z)
     assert avatar.metadata["image_guidance_strength"] == DRAWN_PORTRAIT_GAIN
-    assert torch.equal(
-        pipe.sample_planes(5, z, GenerationSettings(steps=3), image=portrait, drawn=True), avatar.planes
-    )
+    # It is sampled at a prompt's own classifier-free guidance, which sample_planes is given explicitly.
+    prompted = GenerationSettings(steps=3, guidance=PROMPT_GUIDANCE)
+    assert avatar.metadata["settings"]["guidance"] == PROMPT_GUIDANCE
+    assert torch.equal(pipe.sample_planes(5, z, prompted, image=portrait, drawn=True), avatar.planes)
     # The portrait steers: the same prompt without image guidance is a different avatar, with no portrait,
     # conditioned on the prompt's own code.
     plain = pipe.generate(seed=5, text="a young man with round glasses", image_guidance=0.0, **settings)

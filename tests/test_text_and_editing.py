@@ -69,8 +69,8 @@ def test_a_prompt_samples_with_its_own_guidance_unless_one_is_asked_for(pipe, mo
         "mesh_resolution": 32,
         "texture_size": 64,
         "image_guidance": 0.0,
+        "threshold": 0.01,  # untrained weights: a low iso-level still gives a surface
     }
-    quick["threshold"] = 0.01  # untrained weights: a low iso-level still gives a surface
     prompted = pipe.generate(3, text="an old man with a hat", **quick)
     free = pipe.generate(3, **quick)
     asked = pipe.generate(3, text="an old man with a hat", guidance=4.5, **quick)
