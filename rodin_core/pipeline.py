@@ -774,11 +774,11 @@ class AvatarPipeline:
                 cancel=cancel,
             )
             if painted is not None:
-                return EditResult(painted.cpu(), z, [], ["hair"], None, "repainted")
+                return EditResult(painted.cpu(), z, [], ["hair"], method="repainted")
         kind = glasses_named(text) if drawn else None
         if kind is not None:
             framed = self._draw_glasses(planes, kind, min(strength, 1.0), progress, cancel)
-            return EditResult(framed, z, [], ["eyes"], None, "drawn")
+            return EditResult(framed, z, [], ["eyes"], method="drawn")
         z_new, unknown = self.edit_latent(z, text=text, image=image)
         parts = parts_named(text) if (local and text and image is None) else []
         target = None
