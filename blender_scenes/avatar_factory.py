@@ -546,8 +546,18 @@ def clear_avatar() -> None:
 
 def avatar_triangles(objects: list[bpy.types.Object]) -> tuple[np.ndarray, np.ndarray]:
     """All parts joined into one triangle mesh in world (scene) coordinates: (V, 3) float32, (F, 3) int32."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
     all_verts, all_faces, offset = [], [], 0
+    for verts, tris in object_triangles(objects):
+        all_verts.append(verts)
+        all_faces.append(tris + offset)
+        offset += len(verts)
+    return np.concatenate(all_verts), np.concatenate(all_faces)
+
+
+def object_triangles(objects: list[bpy.types.Object]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each object's triangles in world (scene) coordinates: [(V, 3) float32, (F, 3) int32] in `objects` order."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    out = []
     for obj in objects:
         evaluated = obj.evaluated_get(depsgraph)
         mesh = evaluated.to_mesh()
@@ -559,8 +569,6 @@ def avatar_triangles(objects: list[bpy.types.Object]) -> tuple[np.ndarray, np.nd
         verts = verts @ mat[:3, :3].T + mat[:3, 3]
         tris = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
         mesh.loop_triangles.foreach_get("vertices", tris)
-        all_verts.append(verts)
-        all_faces.append(tris.reshape(-1, 3) + offset)
-        offset += len(verts)
+        out.append((verts, tris.reshape(-1, 3)))
         evaluated.to_mesh_clear()
-    return np.concatenate(all_verts), np.concatenate(all_faces)
+    return out

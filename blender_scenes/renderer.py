@@ -147,18 +147,32 @@ def depth_map(
 ) -> np.ndarray:
     """Planar depth (along the camera's -Z) of the mesh for each pixel centre; 0 where no surface is hit."""
     bvh = bvh or mesh_bvh(vertices, faces)
+    dirs, ray_len = pixel_rays(c2w, intr)
+    # Distance along each ray, converted to planar depth afterwards in one vectorised step.
+    dist = np.zeros(intr.w * intr.h, dtype=np.float64)
+    for i, hit in enumerate(cast_pixels(bvh, c2w, dirs)):
+        if hit is not None:
+            dist[i] = hit[3]
+    return (dist / ray_len).astype(np.float32).reshape(intr.h, intr.w)
+
+
+def pixel_rays(c2w: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """Unit world directions (H * W, 3) through each pixel centre, row by row from the top, and each direction's
+    length before normalising (its planar depth per unit of distance is 1 / that)."""
     cols, rows = np.meshgrid(np.arange(intr.w) + 0.5, np.arange(intr.h) + 0.5)
     dirs_cam = np.stack(
         [(cols - intr.cx) / intr.fl_x, -(rows - intr.cy) / intr.fl_y, -np.ones_like(cols)], axis=-1
     )
     dirs_world = dirs_cam.reshape(-1, 3) @ c2w[:3, :3].T
-    origin = Vector(c2w[:3, 3].tolist())
-    # Distance along each ray, converted to planar depth afterwards in one vectorised step.
     ray_len = np.linalg.norm(dirs_world, axis=1)
-    dist = np.zeros(intr.w * intr.h, dtype=np.float64)
+    return dirs_world / ray_len[:, None], ray_len
+
+
+def cast_pixels(bvh: BVHTree, c2w: np.ndarray, dirs: np.ndarray):
+    """Yields BVHTree.ray_cast's (location, normal, face index, distance) per direction from the camera, or None
+    where the ray hits nothing."""
+    origin = Vector(c2w[:3, 3].tolist())
     cast = bvh.ray_cast
-    for i, d in enumerate((dirs_world / ray_len[:, None]).tolist()):
-        hit = cast(origin, Vector(d))[3]
-        if hit is not None:
-            dist[i] = hit
-    return (dist / ray_len).astype(np.float32).reshape(intr.h, intr.w)
+    for d in dirs.tolist():
+        hit = cast(origin, Vector(d))
+        yield hit if hit[3] is not None else None

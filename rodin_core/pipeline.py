@@ -31,6 +31,7 @@ from .encoder import EncoderConfig, ImageEncoder
 from .glasses import add_glasses, glasses_named, glasses_stated
 from .images import load_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
+from .parts import PartsConfig, PartSegmenter
 from .portrait import PortraitConfig, PortraitModel
 from .preview import render_image
 from .prior import LatentPrior, PriorConfig
@@ -211,6 +212,11 @@ class AvatarPipeline:
         self.text_model = text_model
         if text_model == "sentence":
             self._check_sentence()
+        # Without a part segmenter, hair-colour edits tell hair by colour rules (rodin_core.recolour).
+        self.part_segmenter = None
+        if config.get("parts"):
+            self.part_segmenter = PartSegmenter(PartsConfig(**config["parts"]["config"]))
+            load_module(self.part_segmenter, tensors, "parts", source)
         self.refiner = None
         if config.get("refiner"):
             self.refiner = ImageRefiner(RefinerConfig(**config["refiner"]))
@@ -757,9 +763,9 @@ class AvatarPipeline:
         into a few views of the avatar and fitted into the part's tri-plane features (rodin_core.lift), with the
         latent code unchanged.
         - A prompt that only recolours the hair ("make the hair blond") repaints the hair the avatar has
-          (rodin_core.recolour: geometry and everything outside the hair kept, and inside it a hat or the back
-          of a shirt of another colour; `strength` blends the colour in). A head with no hair to paint gets the
-          latent edit, which can draw hair, and its `note` says so.
+          (rodin_core.recolour: the pixels the bundle's part segmenter reads as hair; geometry, hats, face and
+          clothes kept; `strength` blends the colour in). A head with no hair to paint gets the latent edit,
+          which can draw hair, and its `note` says so.
         - A prompt that only adds glasses ("add glasses", "give her square glasses") draws the generator's
           frame around the eyes (rodin_core.glasses; `strength` blends the frame in)."""
         drawn = drawn_edits and local and text and image is None
@@ -772,6 +778,7 @@ class AvatarPipeline:
                 min(strength, 1.0),
                 progress=_stage(progress, "repainting the hair"),
                 cancel=cancel,
+                segmenter=self.part_segmenter,
             )
             if painted is not None:
                 return EditResult(painted.cpu(), z, [], ["hair"], method="repainted")

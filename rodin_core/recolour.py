@@ -3,19 +3,25 @@
 A latent edit moves the avatar's code towards the colour word and redraws the hair with the base model, which
 draws hair colour poorly from its code (docs/results.md: the asked colour read after a quarter of the hair
 edits). A colour is a simpler change than a shape: the geometry stays, only how the hair looks changes. So a
-colour edit renders the avatar from a few views, paints the part's pixels that are not skin in the colour as
-the decoder renders that hair colour (`HAIR_LOOKS`), and fits the part's tri-plane features to those pictures
-(rodin_core.lift: a fixed 2D edit lifted into 3D). The fit changes the planes only inside the part's masks
+colour edit renders the avatar from a few views, paints the hair's pixels in the colour as the decoder renders
+that hair colour (`HAIR_LOOKS`), and fits the tri-plane features of the hair's regions to those pictures
+(rodin_core.lift: a fixed 2D edit lifted into 3D). The fit changes the planes only inside the regions' masks
 (rodin_core.regions), through a smooth coarse offset, so every point outside keeps its features bit for bit and
 the hair takes no speckle.
 
-The hair region also holds headwear (a hat sits where hair would be), and a hat is not hair: a hat is told apart
-by its colour. Below the line where the generator's hats end, at the sides of the head, whatever is not skin is
-the avatar's own hair; the top of the head shows the hair or the hat. When the two colours are far apart the
-top is a hat, and only the pixels nearer the hair's colour than the hat's are painted. A hat of the hair's own
-hue (a black beanie on black hair) is not told apart and is painted with the hair. The region also runs down
-the back, where long hair falls over the shirt; the shirt, whose colour the chest shows, is told apart the same
-way.
+Which pixels are hair: with the bundle's part segmenter (rodin_core.parts, trained on the generator's own part
+labels) the pixels it reads as hair, in every view, whatever their colour: a hat, the face, the ears and the
+shirt are not painted, and the fit also reaches the hair beside the face ("hair_sides"), holding every
+unpainted pixel there as it was. Each painted pixel keeps its brightness relative to the front's hair, so the
+sides and back stay darker than the crown as real hair does.
+
+Without a segmenter (a bundle that has none), colour rules decide. The hair region also holds headwear (a hat
+sits where hair would be), and a hat is told apart by its colour. Below the line where the generator's hats end,
+at the sides of the head, whatever is not skin is the avatar's own hair; the top of the head shows the hair or
+the hat. When the two colours are far apart the top is a hat, and only the pixels nearer the hair's colour than
+the hat's are painted. A hat of the hair's own hue (a black beanie on black hair) is not told apart and is
+painted with the hair. The region also runs down the back, where long hair falls over the shirt; the shirt,
+whose colour the chest shows, is told apart the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch
 from .cameras import Cameras
 from .decoder import TriplaneDecoder
 from .lift import LiftConfig, cameras, lift
+from .parts import PartSegmenter, part_probabilities, render_channels, share_of
 from .preview import PREVIEW_SAMPLING, render_field
 from .regions import region_masks
 from .rendering import SamplingConfig
@@ -79,6 +86,12 @@ class RecolourConfig:
     skin_width: float = 0.12  # RGB distance within which a pixel counts as skin and is left alone
     min_pixels: int = 12  # fewer painted pixels than this (a bald head) is nothing to recolour
     paint_sampling: SamplingConfig = SamplingConfig(uniform=32, importance=32)  # the views painted
+    # With the part segmenter: the parts it sees that are painted (rodin_core.parts), the regions the fit may
+    # change (rodin_core.regions), and whether each painted pixel keeps its brightness relative to the front's
+    # hair (shading) rather than taking the crown's look flat.
+    painted_parts: tuple[str, ...] = ("hair",)
+    segmented_regions: tuple[str, ...] = ("hair", "hair_sides")
+    shaded: bool = True
 
     def validate(self) -> None:
         if not self.views or self.views[0] != (0.0, 0.0):
@@ -122,22 +135,24 @@ def part_share(
     """(H, W) in [0, 1]: where the named parts show in one view of planes (1, 3, C, R, R), composited along
     each ray through the avatar's own density. A point one plane's edit reaches counts as wholly inside (x3):
     most parts are masked on two of the three planes."""
-    return _looks(decoder, planes, parts, cameras, view, sampling)["share"]
+    return view_looks(decoder, planes, parts, cameras, view, sampling)["share"]
 
 
-def _looks(decoder, planes, parts, cameras, view, sampling) -> dict[str, torch.Tensor]:
-    """One view's "rgb" and "alpha" (over white), `part_share` ("share") and the height (scene z) of the surface
-    each pixel shows ("height"; meaningless where nothing shows: read it where the alpha is high), in one pass."""
+def view_looks(decoder, planes, parts, cameras, view, sampling) -> dict[str, torch.Tensor]:
+    """One view of planes (1, 3, C, R, R): "rgb" and "alpha" (over white), `part_share` of the named region
+    parts ("share"), and the scene point each pixel shows ("point", (H, W, 3)) with its height ("height", its z);
+    both meaningless where nothing shows: read them where the alpha is high. One pass."""
     masks = region_masks(parts, planes.shape[-1]).to(planes)[None, :, None]
 
     def field(points, dirs):
         sigma, rgb = decoder(sample_features(planes, points), dirs)
         inside = (3 * sample_features(masks, points)[..., 0]).clamp(0, 1)
-        return sigma, torch.cat([rgb, torch.stack([inside, points[..., 2]], -1)], -1)
+        return sigma, torch.cat([rgb, inside[..., None], points], -1)
 
-    out = render_field(field, cameras, view, sampling, extra=2)
-    share, height = out.pop("extra").unbind(-1)
-    return {**out, "share": share, "height": height / out["alpha"].clamp_min(1e-4)}
+    out = render_field(field, cameras, view, sampling, extra=4)
+    extra = out.pop("extra")
+    point = extra[..., 1:] / out["alpha"][..., None].clamp_min(1e-4)
+    return {**out, "share": extra[..., 0], "point": point, "height": point[..., 2]}
 
 
 def recolour(
@@ -149,26 +164,71 @@ def recolour(
     part: str = "hair",
     progress=None,
     cancel=None,
+    segmenter: PartSegmenter | None = None,
 ) -> torch.Tensor | None:
-    """Planes (1, 3, C, R, R) with the part's visible hair painted `colour` (a key of HAIR_LOOKS); `strength`
-    blends from the avatar's own colours (0) to the full new colour (1). Headwear keeps its colour (see the
-    module's note). None when the part shows too few pixels of hair to paint (a bald head, with or without a
-    hat): that is no colour edit. `progress` and `cancel` reach the fit (rodin_core.lift)."""
+    """Planes (1, 3, C, R, R) with the visible hair painted `colour` (a key of HAIR_LOOKS); `strength` blends
+    from the avatar's own colours (0) to the full new colour (1). Which pixels are hair: those `segmenter` (the
+    bundle's part segmenter) reads as hair, or without one the colour rules of the module's note inside the
+    region `part`. Headwear keeps its colour. None when too few pixels of hair show to paint (a bald head, with
+    or without a hat): that is no colour edit. `progress` and `cancel` reach the fit (rodin_core.lift)."""
     config.validate()
+    if segmenter is not None and config.size % 4:
+        raise ValueError(
+            f"the part segmenter reads views whose size is a multiple of 4; got size {config.size}"
+        )
     if colour not in HAIR_LOOKS:
         raise ValueError(f"unknown hair colour {colour!r}; known: {', '.join(HAIR_LOOKS)}")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"recolour strength must be between 0 and 1; got {strength}")
     planes = planes.detach().float()
     cams = cameras(config.views, config.size)
-    masks = region_masks([part], planes.shape[-1])
     with torch.no_grad():
-        painted, views = _paint(decoder, planes, part, cams, colour, strength, config)
+        if segmenter is not None:
+            painted, views = _paint_parts(decoder, planes, cams, colour, strength, config, segmenter)
+        else:
+            painted, views = _paint(decoder, planes, part, cams, colour, strength, config)
     if int((painted > 0.5).sum()) < config.min_pixels:
         return None
     target, alpha, share = (torch.stack(v) for v in views)
     focus = share[..., 0] > 0.05
+    regions = list(config.segmented_regions) if segmenter is not None else [part]
+    masks = region_masks(regions, planes.shape[-1])
     return lift(decoder, planes, masks, cams, target, alpha[..., 0], focus, config.fit, progress, cancel)
+
+
+def segmented_views(
+    decoder: TriplaneDecoder,
+    planes: torch.Tensor,
+    segmenter: PartSegmenter,
+    cams: Cameras,
+    sampling: SamplingConfig = PREVIEW_SAMPLING,
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """Each view of planes (1, 3, C, R, R) in `cams` (`view_looks`, no region), and what part each pixel shows:
+    (V, len(PART_CLASSES), H, W) probabilities from the part segmenter."""
+    renders = [view_looks(decoder, planes, [], cams, v, sampling) for v in range(len(cams))]
+    channels = torch.stack([render_channels(o["rgb"], o["alpha"], o["point"]) for o in renders])
+    return renders, part_probabilities(segmenter, channels)
+
+
+def _paint_parts(decoder, planes, cams, colour, strength, config, segmenter):
+    """Each view rendered and painted where the segmenter sees the parts `config.painted_parts`. Returns the
+    painted share of all views side by side, and per view (painted rgb, alpha, painted share)."""
+    look = torch.tensor(HAIR_LOOKS[colour], device=planes.device)
+    renders, probabilities = segmented_views(decoder, planes, segmenter, cams, config.paint_sampling)
+    hairish = share_of(probabilities, config.painted_parts)
+    # The look is the front crown's; shading keeps each pixel's brightness relative to the front's hair, so
+    # the sides and back of the head stay darker than the crown, as real hair of that colour renders.
+    front = (hairish[0] * renders[0]["alpha"]).clamp_min(1e-6)
+    lit = float((renders[0]["rgb"].mean(-1) * front).sum() / front.sum())
+    targets, alphas, shares = [], [], []
+    for o, hair in zip(renders, hairish):
+        paint = strength * hair * o["alpha"]
+        shade = (o["rgb"].mean(-1, keepdim=True) / max(lit, 1e-3)).clamp(0.6, 1.15) if config.shaded else 1.0
+        targets.append(o["rgb"] + paint[..., None] * ((look * shade).clamp(0, 1) - o["rgb"]))
+        alphas.append(o["alpha"][..., None])
+        shares.append(paint[..., None])
+    # Every view counts: under a hat the front may show little hair where the sides and back show plenty.
+    return torch.cat(shares, 1)[..., 0], (targets, alphas, shares)
 
 
 def _paint(decoder, planes, part, cams, colour, strength, config):
@@ -212,7 +272,7 @@ def _views(decoder, planes, part, cams, config) -> tuple[list, list]:
     (0 = skin; the skin is the median of the front view's cheeks)."""
     renders = []
     for v in range(len(config.views)):
-        out = _looks(decoder, planes, [part], cams, v, config.paint_sampling)
+        out = view_looks(decoder, planes, [part], cams, v, config.paint_sampling)
         renders.append((out["rgb"], out["alpha"], out["share"], out["height"]))
     rows, cols = (slice(int(s.start * config.size), int(s.stop * config.size)) for s in _CHEEKS)
     skin = renders[0][0][rows, cols].reshape(-1, 3).median(0).values

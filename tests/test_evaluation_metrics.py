@@ -111,3 +111,14 @@ def test_edit_summary_counts_success_with_at_most_one_other_family_changed():
         [{**c, "method": m} for c, m in zip(cases, ["repainted"] * 3 + ["redrawn"])], list(FAMILIES)
     )
     assert made["methods"] == {"redrawn": 1, "repainted": 3}
+
+
+def test_edits_only_reports_compare_what_the_prompts_avatars_depend_on():
+    from training.evaluate_text import generating_records
+
+    made = {"base_steps": 17250, "portrait_steps": 27350, "extended_by_commit": "a"}
+    with_parts = {**made, "extended_by_commit": "b", "parts_steps": 3000, "parts_holdout_iou": {"hair": 0.8}}
+    assert generating_records(made) == generating_records(with_parts)  # a part segmenter added: same avatars
+    # a new portrait model changes the prompts' avatars
+    assert generating_records({**made, "portrait_steps": 1}) != generating_records(made)
+    assert generating_records(None) is None

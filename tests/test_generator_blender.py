@@ -163,3 +163,39 @@ def test_bad_input_is_explained(tmp_path, capsys):
     )
     assert "settings" in capsys.readouterr().err
     assert generate_dataset.main(["--out", str(tmp_path / "y"), "--count", "2", "--shard", "2/2"]) == 2
+
+
+def test_part_labels_name_what_each_pixel_shows():
+    """The labels the part segmenter learns from: a ray that hits the avatar gets its object's part, one that
+    misses is background, in agreement with the depth map of the same camera."""
+    from blender_scenes.attributes import draw_attributes
+    from blender_scenes.avatar_factory import avatar_triangles, build_avatar, clear_avatar
+    from blender_scenes.part_labels import object_part, part_label_maps
+    from blender_scenes.renderer import depth_map
+    from rodin_core.parts import PART_CLASSES
+
+    attrs = {**draw_attributes(5), "hair_style": "short", "headwear": "cap", "glasses": "round"}
+    attrs["facial_hair"] = "beard"
+    clear_avatar()
+    objects = build_avatar(attrs)
+    poses, intr = camera_poses(0, 3), intrinsics(48)
+    maps = part_label_maps(objects, poses, intr)
+    assert maps.shape == (3, 48, 48) and maps.dtype == np.uint8
+    vertices, faces = avatar_triangles(objects)
+    for k, c2w in enumerate(poses):
+        assert np.array_equal(maps[k] > 0, depth_map(vertices, faces, c2w, intr) > 0)
+    front = maps[0]
+    named = {PART_CLASSES[i] for i in np.unique(front)}
+    assert {"background", "skin", "eyes", "headwear", "shirt", "glasses", "facial_hair"} <= named
+    # The face's centre (the nose) is skin; the
+    # cap is the top of the head's silhouette, the shirt its bottom.
+    col, row = project(np.array([0.0, -1.0, 0.1]), poses[0], intr)
+    assert PART_CLASSES[front[int(row), int(col)]] == "skin"
+    rows = [r for r in range(48) if front[r].any()]
+    for r, part in ((rows[0], "headwear"), (rows[-1], "shirt")):
+        assert PART_CLASSES[np.bincount(front[r][front[r] > 0]).argmax()] == part
+    with pytest.raises(ValueError, match="no part names"):
+        mat = bpy.data.materials.new("rodin_unknown_thing")
+        objects[0].data.materials[0] = mat
+        object_part(objects[0])
+    clear_avatar()

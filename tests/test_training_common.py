@@ -68,6 +68,19 @@ def test_pipeline_trains_the_portrait_model_after_the_text_encoders_and_adds_it_
     assert add[add.index("--portrait") + 1] == str(work / "portrait")
 
 
+def test_pipeline_trains_the_part_segmenter_on_the_fit_and_exports_it():
+    from training.pipeline import PRESETS, STAGES, stage_commands
+
+    work = Path("w")
+    cmds = stage_commands("tiny", PRESETS["tiny"], work)
+    parts = cmds["parts"]
+    assert parts[parts.index("--fit") + 1] == str(work / "fit") and parts[parts.index("--data") + 1] == str(
+        work / "data"
+    )
+    assert cmds["export"][cmds["export"].index("--parts") + 1] == parts[parts.index("--out") + 1]
+    assert STAGES.index("fit") < STAGES.index("parts") < STAGES.index("export")
+
+
 def _attributes(**changes) -> dict:
     from blender_scenes.attributes import draw_attributes
 

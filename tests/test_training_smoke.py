@@ -229,6 +229,35 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     z, drawn, _ = ppipe.text_conditioning(0, "a chap in a crimson jumper", GenerationSettings(steps=2))
     assert drawn.shape == (3, 16, 16) and 0 <= drawn.min() and drawn.max() <= 1
 
+    # The part segmenter: examples from the fitted avatars and the generator's labels, a held-out report, and
+    # a bundle whose hair-colour edits paint with it.
+    from training import train_parts
+
+    parts = tmp_path / "parts"
+    targs = ["--data", str(dataset), "--fit", str(fit), "--out", str(parts), "--threads", "2", "--width", "8"]
+    with pytest.raises(SystemExit, match="leaves no avatar"):
+        train_parts.main([*targs, "--holdout", "5", "--steps", "2"])
+    assert train_parts.main([*targs, "--holdout", "1", "--steps", "4", "--resume"]) == 0
+    parts_meta = json.loads((parts / "parts" / "parts.json").read_text())
+    assert parts_meta["avatars"] == 4 and parts_meta["views_per_avatar"] == 8
+    assert 0.0 <= parts_meta["holdout_pixel_accuracy"] <= 1.0 and parts_meta["holdout_iou"]["background"] > 0
+    labels = load_tensors(parts / "examples.safetensors")["labels"]
+    assert labels.shape == (5, 8, 40, 40) and set(labels.unique().tolist()) >= {
+        0,
+        1,
+        8,
+    }  # background, skin, shirt
+    parts_bundle = tmp_path / "with_parts.json"
+    assert export.main(["--from", str(bundle), "--parts", str(parts), "--out", str(parts_bundle)]) == 0
+    assert json.loads(parts_bundle.read_text())["made_by"]["parts_steps"] == 4
+    spipe = AvatarPipeline.from_bundle(parts_bundle)
+    assert spipe.part_segmenter is not None and AvatarPipeline.from_bundle(bundle).part_segmenter is None
+    planes = spipe.sample_planes(3, spipe.latent(3), GenerationSettings(steps=2))
+    edit = spipe.edit(
+        planes, spipe.latent(3), 3, text="make the hair blond", settings=GenerationSettings(steps=2)
+    )
+    assert edit.planes.shape == planes.shape and torch.isfinite(edit.planes).all()
+
     # Continuing the exported model: planes fitted with the bundle's decoder, base initialised from the bundle.
     refit = tmp_path / "refit"
     rargs = ["--data", str(dataset), "--out", str(refit), "--preset", "smoke", "--threads", "2"]

@@ -469,6 +469,16 @@ def measure_edits(pipe, classifier, args, settings, readable: list[str], out: Pa
     return edits
 
 
+# What a bundle's made_by records that no prompt's avatar depends on: the part segmenter paints edits only, and
+# the commit that last extended the bundle changes with any part added.
+EDIT_ONLY_RECORDS = ("parts_steps", "parts_holdout_iou", "extended_by_commit")
+
+
+def generating_records(made_by: dict | None) -> dict | None:
+    """A bundle's made_by without EDIT_ONLY_RECORDS: what the text rows of a report depend on."""
+    return None if made_by is None else {k: v for k, v in made_by.items() if k not in EDIT_ONLY_RECORDS}
+
+
 def remeasure_edits(pipe, classifier, args, settings, cls_meta: dict, out: Path) -> int:
     """--edits-only: the report in OUT with its edit rows measured again and its text numbers kept, which is
     only sound when the model, the classifier and the sampler are the ones the report was made with."""
@@ -476,7 +486,11 @@ def remeasure_edits(pipe, classifier, args, settings, cls_meta: dict, out: Path)
     real_acc, _ = real_view_accuracy(cls_meta)
     s = report["settings"]
     made = [
-        ("the model", report.get("made_by"), pipe.config.get("made_by")),
+        (
+            "the model",
+            generating_records(report.get("made_by")),
+            generating_records(pipe.config.get("made_by")),
+        ),
         ("the classifier", report.get("classifier"), str(args.classifier)),
         # a classifier trained again in the same folder reads differently: its accuracies tell it apart
         ("the classifier's training", report.get("classifier_accuracy_on_real_frontal_views"), real_acc),
@@ -491,6 +505,7 @@ def remeasure_edits(pipe, classifier, args, settings, cls_meta: dict, out: Path)
             "measure the whole report again (leave out --edits-only)"
         )
     report["edits"] = measure_edits(pipe, classifier, args, settings, readable_families(cls_meta), out)
+    report["made_by"] = pipe.config.get("made_by")  # the bundle the edit rows now come from
     s.pop("colour_edits", None)  # reports before session 27 named the drawn edits so
     s.update(edit_settings(pipe, args))
     write_json_atomic(out / "text_evaluation.json", report)

