@@ -205,9 +205,17 @@ def segmented_views(
 ) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
     """Each view of planes (1, 3, C, R, R) in `cams` (`view_looks`, no region), and what part each pixel shows:
     (V, len(PART_CLASSES), H, W) probabilities from the part segmenter."""
-    renders = [view_looks(decoder, planes, [], cams, v, sampling) for v in range(len(cams))]
-    channels = torch.stack([render_channels(o["rgb"], o["alpha"], o["point"]) for o in renders])
+    renders, channels = segmenter_inputs(decoder, planes, cams, sampling)
     return renders, part_probabilities(segmenter, channels)
+
+
+def segmenter_inputs(
+    decoder: TriplaneDecoder, planes: torch.Tensor, cams: Cameras, sampling: SamplingConfig = PREVIEW_SAMPLING
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """Each view of planes (1, 3, C, R, R) in `cams` (`view_looks`, no region), and the part segmenter's input
+    for them, (V, 7, H, W) (rodin_core.parts.render_channels): what it reads here and learns from in training."""
+    renders = [view_looks(decoder, planes, [], cams, v, sampling) for v in range(len(cams))]
+    return renders, torch.stack([render_channels(o["rgb"], o["alpha"], o["point"]) for o in renders])
 
 
 def _paint_parts(decoder, planes, cams, colour, strength, config, segmenter):

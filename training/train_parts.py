@@ -33,8 +33,8 @@ from blender_scenes.avatar_factory import build_avatar, clear_avatar
 from blender_scenes.part_labels import part_label_maps
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.lift import cameras
-from rodin_core.parts import PART_CLASSES, PartsConfig, PartSegmenter, render_channels
-from rodin_core.recolour import RecolourConfig, view_looks
+from rodin_core.parts import PART_CLASSES, PartsConfig, PartSegmenter
+from rodin_core.recolour import RecolourConfig, segmenter_inputs
 from rodin_core.rig import intrinsics
 from training.common import Checkpointer, git_commit
 from training.fit_report import load_fitted
@@ -65,11 +65,7 @@ def build_examples(data: Path, fit: Path, extra: int, size: int) -> dict[str, to
         views = example_views(i, extra)
         cams = cameras(views, size)
         with torch.no_grad():
-            looks = [
-                view_looks(decoder, planes[i : i + 1].float(), [], cams, v, sampling)
-                for v in range(len(views))
-            ]
-        inputs.append(torch.stack([render_channels(o["rgb"], o["alpha"], o["point"]) for o in looks]))
+            inputs.append(segmenter_inputs(decoder, planes[i : i + 1].float(), cams, sampling)[1])
         clear_avatar()
         objects = build_avatar(attrs)
         labels.append(torch.from_numpy(part_label_maps(objects, list(cams.c2w.double().numpy()), intr)))
@@ -147,15 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     n = examples["inputs"].shape[0]
     if args.holdout >= n:
         raise SystemExit(f"error: --holdout {args.holdout} leaves no avatar of {n} to train on")
-    flat = lambda t: t.flatten(0, 1)  # noqa: E731
-    train_x, train_y = (
-        flat(examples["inputs"][: n - args.holdout]),
-        flat(examples["labels"][: n - args.holdout]),
-    )
-    test_x, test_y = (
-        flat(examples["inputs"][n - args.holdout :]),
-        flat(examples["labels"][n - args.holdout :]),
-    )
+    # one example per view, the held-out avatars' views last
+    inputs, labels = examples["inputs"].flatten(0, 1), examples["labels"].flatten(0, 1)
+    cut = (n - args.holdout) * examples["inputs"].shape[1]
+    train_x, train_y, test_x, test_y = inputs[:cut], labels[:cut], inputs[cut:], labels[cut:]
 
     config = PartsConfig(width=args.width)
     model = PartSegmenter(config)
