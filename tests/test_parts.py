@@ -86,3 +86,20 @@ def test_the_repaint_paints_where_the_segmenter_sees_hair(pipe):
     assert recolour(pipe.decoder, planes, "blond", config=seen_none, segmenter=AboveIsHair(5.0)) is None
     with pytest.raises(ValueError, match="multiple of 4"):
         recolour(pipe.decoder, planes, "blond", config=RecolourConfig(size=18), segmenter=AboveIsHair(0.0))
+
+
+def test_the_report_counts_hats_found_on_heads_with_hair():
+    from training.train_parts import HAT_PIXELS, hats_found
+
+    hair, hat = PART_CLASSES.index("hair"), PART_CLASSES.index("headwear")
+    labels = torch.zeros(4, 6, 8, 8, dtype=torch.long)
+    labels[:3, 0, :3] = hair  # three avatars with hair, one bald
+    labels[0, 1, :2] = hat  # the first wears a hat
+    pred = labels.clone()
+    pred[1, 2, :2] = hat  # the second, bare, is taken for wearing one
+    pred[3, 0, :2] = hat  # the bald one counts for nothing
+    assert hats_found(pred, labels) == {"hats": 1, "hats_found": 1, "bare_heads": 2, "bare_taken_for_hats": 1}
+    pred[0, 1, 0] = hair  # 8 hat pixels left: too few to count as found
+    assert int((pred[0] == hat).sum()) < HAT_PIXELS
+    labels[1, 5, :2] = hat  # a hat only past the repaint's views: not the repaint's concern
+    assert hats_found(pred, labels)["hats_found"] == 0 and hats_found(pred, labels)["bare_heads"] == 2

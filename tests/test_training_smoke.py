@@ -238,9 +238,11 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit, match="leaves no avatar"):
         train_parts.main([*targs, "--holdout", "5", "--steps", "2"])
     assert train_parts.main([*targs, "--holdout", "1", "--steps", "4", "--resume"]) == 0
+    assert train_parts.main([*targs, "--holdout", "1", "--steps", "6", "--resume"]) == 0  # on from step 4
     parts_meta = json.loads((parts / "parts" / "parts.json").read_text())
     assert parts_meta["avatars"] == 4 and parts_meta["views_per_avatar"] == 8
     assert 0.0 <= parts_meta["holdout_pixel_accuracy"] <= 1.0 and parts_meta["holdout_iou"]["background"] > 0
+    assert set(parts_meta["holdout_headwear"]) == {"hats", "hats_found", "bare_heads", "bare_taken_for_hats"}
     labels = load_tensors(parts / "examples.safetensors")["labels"]
     assert labels.shape == (5, 8, 40, 40) and set(labels.unique().tolist()) >= {
         0,

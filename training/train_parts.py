@@ -5,7 +5,8 @@
 Examples: every fitted training avatar rendered through the decoder (colour, opacity, surface point) from the
 hair repaint's views (rodin_core.recolour) and a few seeded others, each labelled by casting the same cameras'
 rays against the avatar rebuilt by the generator from its attributes.json (blender_scenes.part_labels). The
-last `--holdout` avatars are kept out of training; the report gives their per-part IoU. Writes
+last `--holdout` avatars are kept out of training; the report gives their per-part IoU and how many of their
+hats it finds (what the hair repaint leaves unpainted). Writes
 OUT/examples.safetensors (built once, reused on --resume), checkpoints OUT/latest.*, and the finished model as
 OUT/parts/parts.{json,safetensors}, which `python -m training.export --parts OUT` puts into a bundle.
 """
@@ -13,6 +14,7 @@ OUT/parts/parts.{json,safetensors}, which `python -m training.export --parts OUT
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -24,7 +26,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     sys.stderr.write("error: the part labels come from Blender's `bpy` module: pip install bpy==5.0.1\n")
     raise SystemExit(2) from None
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -40,6 +41,7 @@ from training.common import Checkpointer, git_commit
 from training.fit_report import load_fitted
 
 EXTRA_ELEVATIONS = (-10.0, 55.0)  # the seeded extra views' elevation range, degrees
+HAT_PIXELS = 12  # pixels of headwear in the repaint's views from which an avatar counts as wearing a hat
 
 
 def example_views(index: int, extra: int) -> tuple[tuple[float, float], ...]:
@@ -91,6 +93,26 @@ def iou(pred: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
     for k, name in enumerate(PART_CLASSES):
         union = int(((pred == k) | (labels == k)).sum())
         out[name] = round(int(((pred == k) & (labels == k)).sum()) / union, 4) if union else None
+    return out
+
+
+def hats_found(pred: torch.Tensor, labels: torch.Tensor) -> dict[str, int]:
+    """Over avatars with hair, (N, V, S, S) predicted and true parts whose first views are the repaint's: the
+    hats (HAT_PIXELS or more true headwear pixels in those views), how many of them the prediction finds as
+    surely, the bare heads, and how many of those it takes for a hat. What the repaint leaves unpainted."""
+    views = len(RecolourConfig().views)
+    headwear, hair = PART_CLASSES.index("headwear"), PART_CLASSES.index("hair")
+    out = {"hats": 0, "hats_found": 0, "bare_heads": 0, "bare_taken_for_hats": 0}
+    for p, y in zip(pred[:, :views], labels[:, :views]):
+        if int((y == hair).sum()) < HAT_PIXELS:
+            continue  # bald: nothing to repaint either way
+        found = int((p == headwear).sum()) >= HAT_PIXELS
+        if int((y == headwear).sum()) >= HAT_PIXELS:
+            out["hats"] += 1
+            out["hats_found"] += found
+        else:
+            out["bare_heads"] += 1
+            out["bare_taken_for_hats"] += found
     return out
 
 
@@ -158,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(range(step, args.steps), desc="parts", initial=step, total=args.steps, mininterval=10)
     for step in bar:
         for group in opt.param_groups:  # cosine decay to a tenth
-            group["lr"] = args.lr * (0.55 + 0.45 * np.cos(np.pi * step / args.steps))
+            # a Python float: a NumPy one in the optimiser's state cannot be read back by a safe torch.load
+            group["lr"] = args.lr * (0.55 + 0.45 * math.cos(math.pi * step / args.steps))
         pick = torch.randint(len(train_x), (args.batch,), generator=gen)
         x, y = augment(train_x[pick].float(), train_y[pick].long(), gen)
         loss = F.cross_entropy(model(x), y)
@@ -181,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         "holdout_avatars": args.holdout,
         "holdout_pixel_accuracy": round(float((pred == test_y.long()).float().mean()), 4),
         "holdout_iou": iou(pred, test_y.long()),
+        "holdout_headwear": hats_found(
+            pred.view(args.holdout, -1, size, size), test_y.view(args.holdout, -1, size, size)
+        ),
         "fit": str(args.fit),
         "commit": git_commit(),
     }
@@ -189,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     save_tensors_atomic(final / "parts.safetensors", {f"parts.{k}": v for k, v in model.state_dict().items()})
     write_json_atomic(final / "parts.json", report)
     print(f"held-out pixel accuracy {report['holdout_pixel_accuracy']:.3f}; IoU {report['holdout_iou']}")
+    hats = report["holdout_headwear"]
+    print(
+        f"held-out avatars with hair: {hats['hats_found']} of {hats['hats']} hats found, "
+        f"{hats['bare_taken_for_hats']} of {hats['bare_heads']} bare heads taken for hats"
+    )
     return 0
 
 
