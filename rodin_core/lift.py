@@ -53,10 +53,12 @@ def lift(
     config: LiftConfig = LiftConfig(),
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Planes (1, 3, C, R, R) changed inside `masks` (3, R, R) so that their renders in `cams` look like
     `target` (V, H, W, 3, over white) with opacity `alpha` (V, H, W). Half of each step's rays are drawn where
-    `focus` (V, H, W, bool) is set, the pixels the edit changes; the rest anywhere, which keeps the others.
+    `focus` (V, H, W, bool) is set, the pixels the edit changes; the rest where `keep` (V, H, W, bool) is set,
+    the pixels that must stay as they are, or anywhere without it: that holds the others.
     `progress(done, total)` hears of every step; a set `cancel` event stops the fit (GenerationCancelled)."""
     config.validate()
     device = planes.device
@@ -64,9 +66,7 @@ def lift(
     views, h, w = alpha.shape
     n = h * w
     target, alpha = target.reshape(views * n, 3), alpha.reshape(views * n)
-    inside = torch.nonzero(focus.reshape(-1)).flatten()
-    if not len(inside):
-        inside = torch.arange(views * n)
+    inside, held = (_indices(m, views * n) for m in (focus, keep))
     view_of = torch.arange(views).repeat_interleave(n)
     origins, dirs, _ = cams.rays(view_of, torch.arange(n).repeat(views))
     m = masks.to(planes)[None, :, None]
@@ -83,7 +83,7 @@ def lift(
             pick = torch.cat(
                 [
                     inside[torch.randint(len(inside), (config.rays // 2,), generator=gen)],
-                    torch.randint(len(target), (config.rays - config.rays // 2,), generator=gen),
+                    held[torch.randint(len(held), (config.rays - config.rays // 2,), generator=gen)],
                 ]
             )
             edited = planes + m * resample(offset, res)
@@ -104,3 +104,9 @@ def lift(
             if progress is not None:
                 progress(step + 1, config.steps)
     return (planes + m * resample(offset.detach(), res)).detach()
+
+
+def _indices(pixels: torch.Tensor | None, total: int) -> torch.Tensor:
+    """The flat indices of the set pixels; all `total` of them when no mask is given or none is set."""
+    found = None if pixels is None else torch.nonzero(pixels.reshape(-1)).flatten()
+    return found if found is not None and len(found) else torch.arange(total)

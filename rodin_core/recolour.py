@@ -193,7 +193,12 @@ def recolour(
     focus = share[..., 0] > 0.05
     regions = list(config.segmented_regions) if segmenter is not None else [part]
     masks = region_masks(regions, planes.shape[-1])
-    return lift(decoder, planes, masks, cams, target, alpha[..., 0], focus, config.fit, progress, cancel)
+    # The fit's holding rays are drawn outside the focus, not anywhere: each of them then holds a pixel that must
+    # keep its look (session 32: the shirt changed less).
+    keep = ~focus
+    return lift(
+        decoder, planes, masks, cams, target, alpha[..., 0], focus, config.fit, progress, cancel, keep
+    )
 
 
 def segmented_views(

@@ -40,12 +40,10 @@ REGIONS: dict[str, dict[str, list[Box]]] = {
     # clothing: everything below the neck
     "torso": {"xz": [(None, None, None, -0.3)], "yz": [(None, None, None, -0.3)]},
     # where hair falls beside the face below the "hair" region (a bob, long hair, short hair over the ears).
-    # No word names it: it holds the ears and the shoulders too, so only an edit that knows which pixels are
-    # hair (the part segmenter's hair-colour repaint, rodin_core.recolour) fits inside it.
-    "hair_sides": {
-        "xy": [(None, -0.28, None, None), (0.28, None, None, None)],
-        "xz": [(None, -0.28, -0.35, 0.3), (0.28, None, -0.35, 0.3)],
-    },
+    # No word names it: it holds the ears too, so only an edit that knows which pixels are hair (the part
+    # segmenter's hair-colour repaint, rodin_core.recolour) fits inside it. No XY box: its lines would cross
+    # the shoulders, and the shirt changed with the hair (docs/results.md, session 32).
+    "hair_sides": {"xz": [(None, -0.28, -0.35, 0.3), (0.28, None, -0.35, 0.3)]},
 }
 
 # Words naming a part. Colours and ages name none: "make it red" may mean hair or shirt, so it stays global.

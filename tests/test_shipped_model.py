@@ -257,9 +257,10 @@ def test_make_the_hair_blond_leaves_a_hat_alone():
         torch.stack([render_image(p[0], pipe.decoder, cams, v)["rgb"] for v in range(len(cams))])
         for p in (planes, result.planes)
     )
-    # the hat keeps its colour but for the smooth offset's spill at its rim; the hair below it (white, already
-    # near blond in chromaticity) moves towards the blond look: 0.032 -> 0.017 apart on average
-    assert (after[0][hat[0]] - before[0][hat[0]]).norm(dim=-1).mean() < 0.1  # seen from the front
+    # the hat keeps its colour but for the smooth offset's spill at its rim: 0.095 on average over the views that
+    # show it, where painting it the blond look would move it about 0.6; the hair below it (white, already near
+    # blond in chromaticity) moves towards the blond look: 0.032 -> 0.015 apart on average
+    assert (after[hat] - before[hat]).norm(dim=-1).mean() < 0.15
     blond = chroma(torch.tensor(HAIR_LOOKS["blond"]))
     apart = [(chroma(x[hair]) - blond).norm(dim=-1).mean() for x in (before, after)]
     assert apart[1] < 0.7 * apart[0]

@@ -5,7 +5,7 @@ import torch
 from helpers import random_bundle
 
 from rodin_core import pipeline
-from rodin_core.lift import LiftConfig
+from rodin_core.lift import LiftConfig, cameras, lift
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, noise_seed
 from rodin_core.recolour import (
     RecolourConfig,
@@ -248,6 +248,28 @@ def test_the_back_of_the_shirt_is_told_from_long_hair():
     assert shirt_colour((rgb, alpha, share, height), green * 1.3) is None
     assert shirt_colour((rgb, alpha, share, height), None) is None
     assert own_hair_share(green[None, None], brown, green).item() < 0.01
+
+
+def test_the_fit_holds_only_the_pixels_it_is_told_to_keep(pipe):
+    """lift draws half its rays where the edit is and half from `keep`: a pixel in neither does not steer the fit,
+    a kept one does, and without `keep` every pixel may."""
+    planes = pipe.sample_planes(2, pipe.latent(2), GenerationSettings(steps=3, upsampler_steps=2))
+    cams = cameras(((0.0, 0.0), (180.0, 0.0)), 8)
+    masks = region_masks(["hair"], planes.shape[-1])
+    target, alpha = torch.full((2, 8, 8, 3), 0.5), torch.ones(2, 8, 8)
+    focus, keep = torch.zeros(2, 8, 8, dtype=torch.bool), torch.zeros(2, 8, 8, dtype=torch.bool)
+    focus[0, :3], keep[1, 4:] = True, True
+    quick = LiftConfig(steps=3, rays=64)
+
+    def fit(t, kept):
+        return lift(pipe.decoder, planes, masks, cams, t, alpha, focus, quick, keep=kept)
+
+    other = target.clone()
+    other[1, :4] = 0.0  # pixels neither painted nor kept
+    assert torch.equal(fit(target, keep), fit(other, keep))
+    assert not torch.equal(fit(target, None), fit(other, None))
+    other[1, 4:] = 0.0  # kept pixels
+    assert not torch.equal(fit(target, keep), fit(other, keep))
 
 
 def test_recolouring_changes_only_the_hair_region(pipe):
