@@ -251,7 +251,7 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     }  # background, skin, shirt
     parts_bundle = tmp_path / "with_parts.json"
     assert export.main(["--from", str(bundle), "--parts", str(parts), "--out", str(parts_bundle)]) == 0
-    assert json.loads(parts_bundle.read_text())["made_by"]["parts_steps"] == 4
+    assert json.loads(parts_bundle.read_text())["made_by"]["parts_steps"] == 6
     spipe = AvatarPipeline.from_bundle(parts_bundle)
     assert spipe.part_segmenter is not None and AvatarPipeline.from_bundle(bundle).part_segmenter is None
     planes = spipe.sample_planes(3, spipe.latent(3), GenerationSettings(steps=2))
