@@ -12,7 +12,14 @@ from rodin_core.lift import cameras
 from rodin_core.parts import PART_CLASSES
 from rodin_core.pipeline import AvatarPipeline
 from rodin_core.preview import PREVIEW_SAMPLING, render_image
-from rodin_core.recolour import HAIR_LOOKS, RecolourConfig, chroma, crown, segmented_views
+from rodin_core.recolour import (
+    HAIR_LOOKS,
+    RecolourConfig,
+    chroma,
+    crown,
+    painted_look,
+    segmented_views,
+)
 from rodin_core.regions import region_masks
 
 pytestmark = pytest.mark.slow
@@ -257,11 +264,11 @@ def test_make_the_hair_blond_leaves_a_hat_alone():
         torch.stack([render_image(p[0], pipe.decoder, cams, v)["rgb"] for v in range(len(cams))])
         for p in (planes, result.planes)
     )
-    # the hat keeps its colour but for the smooth offset's spill at its rim: 0.095 on average over the views that
-    # show it, where painting it the blond look would move it about 0.6; the hair below it (white, already near
-    # blond in chromaticity) moves towards the blond look: 0.032 -> 0.015 apart on average
+    # the hat keeps its colour but for the smooth offset's spill at its rim: 0.110 on average over the views that
+    # show it, where painting it the blond look would move it about 0.6; the hair below it (white) moves towards
+    # the look painted: 0.056 -> 0.029 apart on average
     assert (after[hat] - before[hat]).norm(dim=-1).mean() < 0.15
-    blond = chroma(torch.tensor(HAIR_LOOKS["blond"]))
+    blond = chroma(painted_look("blond", config.saturation))
     apart = [(chroma(x[hair]) - blond).norm(dim=-1).mean() for x in (before, after)]
     assert apart[1] < 0.7 * apart[0]
 

@@ -8,10 +8,12 @@ from rodin_core import pipeline
 from rodin_core.lift import LiftConfig, cameras, lift
 from rodin_core.pipeline import AvatarPipeline, GenerationSettings, noise_seed
 from rodin_core.recolour import (
+    HAIR_LOOKS,
     RecolourConfig,
     hair_and_headwear,
     hair_colour_named,
     own_hair_share,
+    painted_look,
     recolour,
     shirt_colour,
 )
@@ -270,6 +272,16 @@ def test_the_fit_holds_only_the_pixels_it_is_told_to_keep(pipe):
     assert not torch.equal(fit(target, None), fit(other, None))
     other[1, 4:] = 0.0  # kept pixels
     assert not torch.equal(fit(target, keep), fit(other, keep))
+
+
+def test_the_painted_look_is_the_measured_one_made_more_saturated():
+    assert torch.allclose(painted_look("blond", 1.0), torch.tensor(HAIR_LOOKS["blond"]))
+    grey, more = torch.tensor(HAIR_LOOKS["grey"]), painted_look("grey", 1.6)
+    assert torch.isclose(more.mean(), grey.mean()) and more.std() > 1.5 * grey.std()
+    blond = painted_look("blond", 1.6)
+    assert blond.max() <= 1.0 and blond[2] < HAIR_LOOKS["blond"][2]  # yellower: less blue
+    with pytest.raises(ValueError, match="impossible recolour settings"):
+        RecolourConfig(saturation=0.0).validate()
 
 
 def test_recolouring_changes_only_the_hair_region(pipe):
