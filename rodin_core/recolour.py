@@ -4,10 +4,10 @@ A latent edit moves the avatar's code towards the colour word and redraws the ha
 draws hair colour poorly from its code (docs/results.md: the asked colour read after a quarter of the hair
 edits). A colour is a simpler change than a shape: the geometry stays, only how the hair looks changes. So a
 colour edit renders the avatar from a few views, paints the hair's pixels in the colour as the decoder renders
-that hair colour (`HAIR_LOOKS`, painted more saturated, since the fit falls short of it), and fits the tri-plane features of the hair's regions to those pictures
-(rodin_core.lift: a fixed 2D edit lifted into 3D). The fit changes the planes only inside the regions' masks
-(rodin_core.regions), through a smooth coarse offset, so every point outside keeps its features bit for bit and
-the hair takes no speckle.
+that hair colour (`HAIR_LOOKS`, painted more saturated, since the fit falls short of it), and fits the tri-plane
+features of the hair's regions to those pictures (rodin_core.lift: a fixed 2D edit lifted into 3D). The fit
+changes the planes only inside the regions' masks (rodin_core.regions), through a smooth coarse offset, so every
+point outside keeps its features bit for bit and the hair takes no speckle.
 
 Which pixels are hair: with the bundle's part segmenter (rodin_core.parts, trained on the generator's own part
 labels) the pixels it reads as hair, in every view, whatever their colour: a hat, the face, the ears and the
