@@ -116,6 +116,18 @@ def draw_attributes(seed: int) -> dict[str, Any]:
     return a
 
 
+# Families whose value can change with nothing else about the avatar changing (no other attribute's draw depends
+# on them): a data set's variants (generate_dataset --variants) re-render its avatars with one of them changed.
+VARIABLE_FAMILIES = ("hair_color", "glasses", "shirt_color", "earrings")
+
+
+def variant_value(attrs: dict[str, Any], family: str, seed: int) -> str:
+    """Another value of `family` (one of VARIABLE_FAMILIES) than `attrs` has, drawn uniformly from the avatar's
+    seed."""
+    rng = random.Random(f"rodin-variant-{seed}-{family}")
+    return rng.choice([v for v in FAMILIES[family] if v != attrs[family]])
+
+
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 

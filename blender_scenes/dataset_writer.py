@@ -1,7 +1,7 @@
 """The on-disk data set: folders per record written atomically, the data-set index, sharding. No bpy here.
 
-Format (docs/dataset.md): DATASET/dataset.json + DATASET/avatar_NNNNNN/{attributes.json, transforms.json,
-images/NNN.png, depth/NNN.npy, mesh.ply}. A record is assembled in `.avatar_NNNNNN.tmp-PID/` and renamed
+Format (docs/CONVENTIONS.md): DATASET/dataset.json + DATASET/avatar_NNNNNN/{attributes.json, transforms.json,
+images/NNN.png, depth/NNN.npy, mesh.ply, variants/FAMILY/images/NNN.png}. A record is assembled in `.avatar_NNNNNN.tmp-PID/` and renamed
 into place only when complete, so a folder named `avatar_*` is always a whole record.
 """
 
@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from rodin_core.io_utils import read_json, write_json_atomic
+
+from .attributes import VARIABLE_FAMILIES
 
 FORMAT = "rodin-avatars/1"
 INDEX_NAME = "dataset.json"
@@ -32,6 +34,7 @@ class DatasetSettings:
     views: int
     resolution: int
     depth: bool
+    variants: tuple[str, ...] = ()
 
     def validate(self, count: int) -> None:
         if count < 1:
@@ -40,6 +43,22 @@ class DatasetSettings:
             raise ValueError(f"--views must be at least 1 (the frontal view); got {self.views}")
         if not 16 <= self.resolution <= 2048:
             raise ValueError(f"--res must be between 16 and 2048 pixels; got {self.resolution}")
+        for family in self.variants:
+            if family not in VARIABLE_FAMILIES:
+                raise ValueError(
+                    f"--variants {family}: this family cannot change alone; choose from {', '.join(VARIABLE_FAMILIES)}"
+                )
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"--variants names a family twice: {' '.join(self.variants)}")
+
+    def as_dict(self) -> dict:
+        """The settings as the index stores them; a data set without variants keeps the index it always had."""
+        settings = asdict(self)
+        if self.variants:
+            settings["variants"] = list(self.variants)
+        else:
+            del settings["variants"]
+        return settings
 
 
 def record_id(index: int) -> str:
@@ -97,16 +116,16 @@ class DatasetWriter:
             if index.get("format") != FORMAT:
                 raise ValueError(f"{index_path} has format {index.get('format')!r}, expected {FORMAT!r}")
             theirs = index.get("settings", {})
-            ours = asdict(self.settings)
+            ours = self.settings.as_dict()
             if theirs != ours:
                 raise ValueError(
                     f"{self.root} was generated with settings {theirs}, but this run asks for {ours}; "
-                    "resume with the same --seed/--views/--res/--depth or write to another folder"
+                    "resume with the same --seed/--views/--res/--depth/--variants or write to another folder"
                 )
         self.root.mkdir(parents=True, exist_ok=True)
         if not index_path.is_file():
             write_json_atomic(
-                index_path, {"format": FORMAT, "settings": asdict(self.settings), "count": 0, "records": []}
+                index_path, {"format": FORMAT, "settings": self.settings.as_dict(), "count": 0, "records": []}
             )
 
     def clean_stale(self, indices: list[int]) -> int:
@@ -130,6 +149,8 @@ class DatasetWriter:
         (temp / "images").mkdir(parents=True)
         if self.settings.depth:
             (temp / "depth").mkdir()
+        for family in self.settings.variants:
+            (temp / "variants" / family / "images").mkdir(parents=True)
         return temp
 
     def commit(self, index: int, temp: Path) -> Path:
@@ -147,7 +168,7 @@ class DatasetWriter:
                 records.append({"id": entry.name, "seed": attrs["seed"], "caption": attrs["caption"]})
         index = {
             "format": FORMAT,
-            "settings": asdict(self.settings),
+            "settings": self.settings.as_dict(),
             "count": len(records),
             "records": records,
         }

@@ -8,6 +8,10 @@ or with the `bpy` module (pip install bpy==5.0.1):
 Split the work over machines (or a Slurm array) with --shard I/N: shard I renders the indices i with
 i % N == I. Re-running the same command resumes: complete records are skipped, half-written ones
 (temp folders of a killed run) are discarded and redone.
+
+--variants FAMILY... also renders every avatar again, from the same cameras, with one attribute changed and
+nothing else (e.g. the hair dyed, glasses put on or taken off): pairs that teach the attribute classifier to read
+each family from what shows it alone (training.attribute_classifier --pair-data).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from tqdm import tqdm
 
 from rodin_core.io_utils import write_json_atomic
 
-from .attributes import caption, draw_attributes
+from .attributes import VARIABLE_FAMILIES, caption, draw_attributes, variant_value
 from .avatar_factory import avatar_triangles, build_avatar, clear_avatar
 from .camera_rig import RADIUS, camera_poses, intrinsics
 from .dataset_writer import (
@@ -70,6 +74,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--depth", action="store_true", help="also write depth/NNN.npy (planar depth, 0 = background)"
     )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=[],
+        metavar="FAMILY",
+        help="also render each avatar with only this family's value changed, one variant per family "
+        f"(variants/FAMILY/images/; the value in attributes.json's variants): {', '.join(VARIABLE_FAMILIES)}",
+    )
     parser.add_argument("--shard", default=None, help="I/N: render only indices i with i %% N == I")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "gpu"), default="auto", help="Cycles device (default auto)"
@@ -99,6 +111,12 @@ def render_record(
             np.save(temp / "depth" / f"{name}.npy", depth_map(vertices, faces, c2w, intr, bvh))
             frame["depth_file_path"] = f"depth/{name}.npy"
         frames.append(frame)
+    variants = {family: variant_value(attrs, family, seed) for family in args.variants}
+    for family, value in variants.items():
+        clear_avatar()
+        build_avatar({**attrs, family: value})
+        for k, c2w in enumerate(poses):
+            renderer.render(c2w, temp / "variants" / family / "images" / f"{k:03d}.png")
     write_ply(temp / "mesh.ply", vertices, faces)
     transforms = {
         "camera_model": "PINHOLE",
@@ -113,7 +131,13 @@ def render_record(
     write_json_atomic(temp / "transforms.json", transforms)
     write_json_atomic(
         temp / "attributes.json",
-        {"seed": seed, "index": index, "attributes": attrs, "caption": caption(attrs)},
+        {
+            "seed": seed,
+            "index": index,
+            "attributes": attrs,
+            "caption": caption(attrs),
+            **({"variants": variants} if variants else {}),
+        },
     )
     return writer.commit(index, temp)
 
@@ -122,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
     args = parse_args(argv)
-    settings = DatasetSettings(seed=args.seed, views=args.views, resolution=args.res, depth=args.depth)
+    settings = DatasetSettings(
+        seed=args.seed, views=args.views, resolution=args.res, depth=args.depth, variants=tuple(args.variants)
+    )
     try:
         settings.validate(args.count)
         shard = parse_shard(args.shard)
@@ -143,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             render_record(index, args, writer, renderer)
         wall = time.perf_counter() - started
-        views = len(todo) * args.views
+        views = len(todo) * args.views * (1 + len(args.variants))
         print(
             f"rendered {len(todo)} avatars ({views} views) in {wall:.1f} s: {views / wall:.1f} views/s, "
             f"{100 * renderer.render_seconds / wall:.0f}% inside Cycles"

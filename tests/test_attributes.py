@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from blender_scenes.attributes import FAMILIES, caption, draw_attributes
+from blender_scenes.attributes import FAMILIES, VARIABLE_FAMILIES, caption, draw_attributes, variant_value
 from blender_scenes.dataset_writer import (
     DatasetSettings,
     DatasetWriter,
@@ -119,3 +119,23 @@ def test_shards_started_side_by_side_share_a_new_folder(tmp_path):
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a Rodin data set"):
         DatasetWriter(foreign, settings).prepare()
+
+
+def test_variants_change_one_family_and_leave_plain_data_sets_as_they_were():
+    plain = DatasetSettings(seed=0, views=2, resolution=32, depth=False)
+    # A data set without variants keeps the index settings it always had, so older data sets still resume.
+    assert plain.as_dict() == {"seed": 0, "views": 2, "resolution": 32, "depth": False}
+    paired = DatasetSettings(seed=0, views=2, resolution=32, depth=False, variants=("hair_color", "glasses"))
+    assert paired.as_dict()["variants"] == ["hair_color", "glasses"]
+    with pytest.raises(ValueError, match="cannot change alone"):
+        DatasetSettings(seed=0, views=2, resolution=32, depth=False, variants=("sex",)).validate(1)
+    with pytest.raises(ValueError, match="twice"):
+        DatasetSettings(
+            seed=0, views=2, resolution=32, depth=False, variants=("glasses", "glasses")
+        ).validate(1)
+    for seed in range(50):
+        attrs = draw_attributes(seed)
+        for family in VARIABLE_FAMILIES:
+            value = variant_value(attrs, family, seed)
+            assert value in FAMILIES[family] and value != attrs[family]
+            assert variant_value(attrs, family, seed) == value  # the seed decides it

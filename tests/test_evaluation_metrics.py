@@ -5,7 +5,7 @@ import math
 import torch
 
 from blender_scenes.attributes import FAMILIES
-from training.attribute_classifier import SIZE, augment
+from training.attribute_classifier import SIZE, augment, pair_consistency
 from training.evaluate import HEAD, agreement, likeness, shape_metrics
 
 
@@ -122,3 +122,20 @@ def test_edits_only_reports_compare_what_the_prompts_avatars_depend_on():
     # a new portrait model changes the prompts' avatars
     assert generating_records({**made, "portrait_steps": 1}) != generating_records(made)
     assert generating_records(None) is None
+
+
+def test_pair_consistency_counts_only_the_families_a_pair_did_not_change():
+    gen = torch.Generator().manual_seed(0)
+    before = {f: torch.randn(4, len(v), generator=gen) for f, v in FAMILIES.items()}
+    changed = torch.tensor([list(FAMILIES).index("hair_color")] * 2 + [list(FAMILIES).index("glasses")] * 2)
+    assert float(pair_consistency(before, before, changed)) == 0.0
+    # Reading the changed family differently costs nothing.
+    after = {f: v.clone() for f, v in before.items()}
+    after["hair_color"][:2] = torch.randn(2, len(FAMILIES["hair_color"]), generator=gen)
+    after["glasses"][2:] += torch.tensor([5.0, 0.0, 0.0])
+    assert float(pair_consistency(before, after, changed)) == 0.0
+    # Reading another family differently costs, symmetrically.
+    after["age"] = torch.randn(4, len(FAMILIES["age"]), generator=gen)
+    cost = pair_consistency(before, after, changed)
+    assert float(cost) > 0.0
+    assert torch.isclose(cost, pair_consistency(after, before, changed))

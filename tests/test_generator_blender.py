@@ -16,8 +16,10 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_scenes import generate_dataset  # noqa: E402
+from blender_scenes.attributes import FAMILIES  # noqa: E402
 from blender_scenes.camera_rig import camera_poses, intrinsics, project  # noqa: E402
 from blender_scenes.dataset_writer import is_complete  # noqa: E402
+from rodin_core.data import DatasetError  # noqa: E402
 
 pytestmark = pytest.mark.blender
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +165,52 @@ def test_bad_input_is_explained(tmp_path, capsys):
     )
     assert "settings" in capsys.readouterr().err
     assert generate_dataset.main(["--out", str(tmp_path / "y"), "--count", "2", "--shard", "2/2"]) == 2
+
+
+def test_variants_change_one_attribute_and_nothing_else(tmp_path, capsys):
+    """A data set with --variants renders each avatar again from the same cameras with one family's value changed;
+    the attribute classifier reads them as pairs."""
+    from training.attribute_classifier import load_pairs
+
+    out = tmp_path / "pairs"
+    assert _generate(out, "--variants", "hair_color", "glasses") == 0
+    record = out / "avatar_000000"
+    meta = json.loads((record / "attributes.json").read_text())
+    attrs, variants = meta["attributes"], meta["variants"]
+    assert set(variants) == {"hair_color", "glasses"}
+    assert all(variants[f] != attrs[f] for f in variants)
+    for view in ("000", "001", "002"):
+        base = _png(record / "images" / f"{view}.png")
+        for family in variants:
+            other = _png(record / "variants" / family / "images" / f"{view}.png")
+            # Another look of the same avatar from the same camera: most pixels stay, and the front shows the change
+            # (another view may look from behind the glasses).
+            changed = np.abs(other[..., :3] - base[..., :3]).max(-1) > 0.1
+            assert changed.mean() < 0.25 and (view != "000" or changed.mean() > 0), (
+                family,
+                view,
+                changed.mean(),
+            )
+    assert json.loads((out / "dataset.json").read_text())["settings"]["variants"] == ["hair_color", "glasses"]
+
+    pairs = load_pairs(out, ["avatar_000000", "avatar_000001"])
+    assert pairs["before"].shape == pairs["after"].shape == (2 * 2 * 3, 3, 64, 64)
+    families = list(FAMILIES)
+    for i, k in enumerate(pairs["changed"].tolist()):
+        family = families[k]
+        # Only the changed family's label differs between the two images of a pair.
+        differ = [f for f in FAMILIES if pairs["y_before"][f][i] != pairs["y_after"][f][i]]
+        assert differ == [family]
+
+    # Resuming with other variants, or asking for a family that cannot change alone, is refused.
+    assert _generate(out, "--variants", "hair_color") == 2
+    assert "--variants" in capsys.readouterr().err
+    assert _generate(tmp_path / "sex", "--variants", "sex") == 2
+    assert "cannot change alone" in capsys.readouterr().err
+    # A data set without variants is no pair data.
+    assert _generate(tmp_path / "plain") == 0
+    with pytest.raises(DatasetError, match="no variants"):
+        load_pairs(tmp_path / "plain", ["avatar_000000"])
 
 
 def test_part_labels_name_what_each_pixel_shows():

@@ -9,6 +9,13 @@ family of blender_scenes.attributes.FAMILIES. Its own accuracy on the held-out a
 reported next to every agreement number that uses it, so a family it cannot see is not mistaken for a
 family the generator gets wrong; --check-data measures it on the frontal views of a data set nothing trained on
 (hundreds of avatars where the model's held-out set has 16).
+
+--pair-data adds data sets rendered with variants (blender_scenes.generate_dataset --variants): each avatar also
+seen with one attribute changed and nothing else. Besides learning from both images, the classifier is taught
+that its other readings stay the same between them (pair_consistency). An edit is measured by what the
+classifier reads before and after it, so a classifier that reads an eye colour or an age from the hair's colour
+(as the generator's own dye showed: docs/results.md, "The edits' ceiling") counts an edit as changing what it
+did not change. The last tenth of the pair avatars is held out and reported (pairs_held_out).
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
@@ -107,6 +116,105 @@ def load_views(
     if x.shape[-1] != SIZE:
         x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
     return x, {k: torch.tensor(v) for k, v in targets.items()}
+
+
+def load_pairs(data: Path, ids: list[str]) -> dict[str, torch.Tensor]:
+    """Every view of each record next to the same view of each of its variants (generate_dataset --variants):
+    "before" / "after" (N, 3, SIZE, SIZE) over white, their labels "y_before" / "y_after" per family, and
+    "changed", the index in FAMILIES of the family the variant changed."""
+    before, after, changed = [], [], []
+    y_before, y_after = {name: [] for name in FAMILIES}, {name: [] for name in FAMILIES}
+    families = list(FAMILIES)
+    for name in ids:
+        folder = data / name
+        meta = read_json(folder / "attributes.json", "attributes")
+        variants = meta.get("variants")
+        if not variants:
+            raise DatasetError(
+                f"{folder}: no variants in attributes.json; render the data set with "
+                "blender_scenes.generate_dataset --variants, or pass it as --extra-data"
+            )
+        rec = load_record(folder, use_depth=False)
+        lab = labels(folder)
+        for family, value in variants.items():
+            if family not in FAMILIES or value not in FAMILIES[family]:
+                raise DatasetError(f"{folder}: variant {family} = {value!r} is not a value of this generator")
+            images = sorted((folder / "variants" / family / "images").glob("*.png"))
+            if len(images) != len(rec.rgba):
+                raise DatasetError(
+                    f"{folder}: variant {family} has {len(images)} views for the record's {len(rec.rgba)}; "
+                    "re-render the record"
+                )
+            for v, path in enumerate(images):
+                rgba = torch.from_numpy(np.asarray(Image.open(path).convert("RGBA")).copy())
+                before.append(rgba_to_target(rec.rgba[v], torch.ones(3))[0].permute(2, 0, 1))
+                after.append(rgba_to_target(rgba, torch.ones(3))[0].permute(2, 0, 1))
+                changed.append(families.index(family))
+                for f, idx in lab.items():
+                    y_before[f].append(idx)
+                    y_after[f].append(FAMILIES[f].index(value) if f == family else idx)
+    pairs = {"before": torch.stack(before), "after": torch.stack(after), "changed": torch.tensor(changed)}
+    for key in ("before", "after"):
+        if pairs[key].shape[-1] != SIZE:
+            pairs[key] = F.interpolate(pairs[key], size=(SIZE, SIZE), mode="bilinear", antialias=True)
+    pairs["y_before"] = {k: torch.tensor(v) for k, v in y_before.items()}
+    pairs["y_after"] = {k: torch.tensor(v) for k, v in y_after.items()}
+    return pairs
+
+
+def pair_consistency(
+    before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], changed: torch.Tensor
+) -> torch.Tensor:
+    """Mean symmetric KL divergence between the readings of each pair's two images, over the families its variant
+    did not change: zero when the classifier reads them the same."""
+    total = before[next(iter(FAMILIES))].new_zeros(())
+    for k, family in enumerate(FAMILIES):
+        keep = changed != k
+        if not keep.any():
+            continue
+        p, q = F.log_softmax(before[family][keep], 1), F.log_softmax(after[family][keep], 1)
+        total = total + ((p.exp() - q.exp()) * (p - q)).sum(1).sum()
+    return total / len(changed)
+
+
+def pair_agreement(model: AttributeClassifier, pairs: dict) -> dict[str, float]:
+    """How the classifier reads held-out pairs, as the edit report counts edits (training.evaluate_text): the
+    changed family read as its new value ("shows"), the share of other families read the same ("kept"), and
+    the pairs that show it with at most one other family read differently ("success"); over all pairs and per
+    changed family ("by_family")."""
+    model.eval()
+    with torch.no_grad():
+        lb, la = model(pairs["before"]), model(pairs["after"])
+    families = list(FAMILIES)
+    shows = torch.zeros(len(pairs["changed"]), dtype=torch.bool)
+    others = torch.zeros(len(pairs["changed"]))
+    for k, family in enumerate(families):
+        edited = pairs["changed"] == k
+        read_after = la[family].argmax(1)
+        shows |= edited & (read_after == pairs["y_after"][family])
+        others += (~edited & (read_after != lb[family].argmax(1))).float()
+
+    def summary(rows: torch.Tensor) -> dict[str, float]:
+        return {
+            "pairs": int(rows.sum()),
+            "shows": float(shows[rows].float().mean()),
+            "kept": float(1 - (others[rows] / (len(families) - 1)).mean()),
+            "success": float(((others[rows] <= 1) & shows[rows]).float().mean()),
+        }
+
+    everything = torch.ones(len(shows), dtype=torch.bool)
+    by_family = {
+        f: summary(pairs["changed"] == k) for k, f in enumerate(families) if (pairs["changed"] == k).any()
+    }
+    return {**summary(everything), "by_family": by_family}
+
+
+def cat_pairs(groups: list[dict]) -> dict:
+    """load_pairs' results of several data sets as one."""
+    out = {key: torch.cat([g[key] for g in groups]) for key in ("before", "after", "changed")}
+    for key in ("y_before", "y_after"):
+        out[key] = {k: torch.cat([g[key][k] for g in groups]) for k in FAMILIES}
+    return out
 
 
 def fitted_views(fitted: tuple, ids: list[str], azimuths: tuple[float, ...]) -> torch.Tensor:
@@ -199,6 +307,22 @@ def main(argv: list[str] | None = None) -> int:
         help="a data set of the generator that nothing trains on (another --seed; frontal views suffice): the "
         "accuracy on its frontal views is recorded as check_frontal_accuracy",
     )
+    p.add_argument(
+        "--pair-data",
+        nargs="+",
+        default=[],
+        help="data sets rendered with --variants: also learn from each avatar's variants, reading every family the "
+        "variant did not change the same in both (the last tenth of their avatars is held out and reported)",
+    )
+    p.add_argument(
+        "--pair-batch",
+        type=int,
+        default=16,
+        help="pairs added to each batch when --pair-data is given (default 16)",
+    )
+    p.add_argument(
+        "--pair-weight", type=float, default=1.0, help="weight of the pair consistency loss (default 1)"
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int)
@@ -207,6 +331,26 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     split = read_json(Path(args.split), "train/held-out split")
     data, out = Path(args.data), Path(args.out)
+    # Pairs first: a data set without variants is refused before minutes of loading.
+    pairs, held_pairs = None, None
+    if args.pair_data and args.pair_batch < 1:
+        raise SystemExit(f"--pair-batch must be at least 1; got {args.pair_batch}")
+    if args.pair_data:
+        parts, held = [], []
+        for folder in map(Path, args.pair_data):
+            names = extra_record_names(folder, "--pair-data")
+            if len(names) < 2:
+                raise SystemExit(
+                    f"--pair-data {folder}: {len(names)} avatar; at least 2 are needed (one held out)"
+                )
+            cut = len(names) - max(1, len(names) // 10)
+            try:
+                parts.append(load_pairs(folder, names[:cut]))
+                held.append(load_pairs(folder, names[cut:]))
+            except DatasetError as exc:
+                raise SystemExit(f"--pair-data: {exc}") from exc
+            print(f"{folder}: {cut} avatars' pairs to learn from, {len(names) - cut} held out", flush=True)
+        pairs, held_pairs = (cat_pairs(group) for group in (parts, held))
     x, y = load_views(data, split["train_ids"], frontal_only=False)
     hx, hy = load_views(data, split["holdout_ids"], frontal_only=True)
     ax, ay = load_views(data, split["holdout_ids"], frontal_only=False)
@@ -243,8 +387,24 @@ def main(argv: list[str] | None = None) -> int:
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x) - args.batch + 1, args.batch):
             idx = order[start : start + args.batch]
-            logits = model(augment(x[idx], gen))
-            loss = sum(F.cross_entropy(logits[k], y[k][idx]) for k in FAMILIES)
+            if pairs is None:
+                logits = model(augment(x[idx], gen))
+                loss = sum(F.cross_entropy(logits[k], y[k][idx]) for k in FAMILIES)
+            else:
+                pick = torch.randint(len(pairs["changed"]), (args.pair_batch,), generator=gen)
+                images = torch.cat([x[idx], pairs["before"][pick], pairs["after"][pick]])
+                targets = {
+                    k: torch.cat([y[k][idx], pairs["y_before"][k][pick], pairs["y_after"][k][pick]])
+                    for k in FAMILIES
+                }
+                logits = model(augment(images, gen))
+                loss = sum(F.cross_entropy(logits[k], targets[k]) for k in FAMILIES)
+                n, m = len(idx), args.pair_batch
+                loss = loss + args.pair_weight * pair_consistency(
+                    {k: v[n : n + m] for k, v in logits.items()},
+                    {k: v[n + m :] for k, v in logits.items()},
+                    pairs["changed"][pick],
+                )
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -253,12 +413,14 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     accs = {name: accuracy(model, vx, vy) for name, (vx, vy) in reports.items()}
+    pair_report = {"pairs_held_out": pair_agreement(model, held_pairs)} if held_pairs else {}
     out.mkdir(parents=True, exist_ok=True)
     save_tensors_atomic(out / "classifier.safetensors", model.state_dict())
     write_json_atomic(
         out / "classifier.json",
         {
             **accs,
+            **pair_report,
             "families": FAMILIES,
             "train_images": len(x),
             "epochs": args.epochs,
@@ -266,8 +428,13 @@ def main(argv: list[str] | None = None) -> int:
             "extra_data": args.extra_data,
             "check_data": args.check_data,
             "check_avatars": len(check_names),
+            "pair_data": args.pair_data,
+            "pair_batch": args.pair_batch if args.pair_data else 0,
+            "pair_weight": args.pair_weight if args.pair_data else 0.0,
         },
     )
+    if pair_report:
+        print("held-out pairs:", json.dumps(pair_report["pairs_held_out"]))
     print(json.dumps({name: sum(a.values()) / len(a) for name, a in accs.items()}, indent=1))
     return 0
 
