@@ -1,6 +1,6 @@
 """The edits' ceiling: what the edit measure gives a perfect edit, read by the same classifier.
 
-    python -m training.edit_ceiling --classifier runs/tiny/classifier24f --out docs/evaluation
+    python -m training.edit_ceiling --classifier runs/tiny/classifier33p --out docs/evaluation --count 48
 
 training.evaluate_text counts an edit a success when the classifier reads the asked value after it and at most
 one other family reads differently than before. How often can any edit pass that test? Here the generator makes
