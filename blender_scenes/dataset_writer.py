@@ -1,8 +1,9 @@
 """The on-disk data set: folders per record written atomically, the data-set index, sharding. No bpy here.
 
 Format (docs/CONVENTIONS.md): DATASET/dataset.json + DATASET/avatar_NNNNNN/{attributes.json, transforms.json,
-images/NNN.png, depth/NNN.npy, mesh.ply, variants/FAMILY/images/NNN.png}. A record is assembled in `.avatar_NNNNNN.tmp-PID/` and renamed
-into place only when complete, so a folder named `avatar_*` is always a whole record.
+images/NNN.png, depth/NNN.npy, mesh.ply, variants/FAMILY/images/NNN.png}. A record is assembled in
+`.avatar_NNNNNN.tmp-PID/` and renamed into place only when complete, so a folder named `avatar_*` is always a
+whole record.
 """
 
 from __future__ import annotations
