@@ -116,9 +116,15 @@ def draw_attributes(seed: int) -> dict[str, Any]:
     return a
 
 
+# Versions of what the avatar factory draws from the same attributes: 1 as the embedded model's training data
+# (age shows only in the hair colour its draw favours), 2 age shown on the face as well.
+LOOKS = (1, 2)
+
 # Families whose value can change with nothing else about the avatar changing (no other attribute's draw depends
 # on them): a data set's variants (generate_dataset --variants) re-render its avatars with one of them changed.
-VARIABLE_FAMILIES = ("hair_color", "glasses", "shirt_color", "earrings")
+# Age also can from looks 2, where it shows on the face (the avatar keeps the hair colour drawn for its own age).
+VARIABLE_FAMILIES = ("hair_color", "glasses", "shirt_color", "earrings", "age")
+FIRST_LOOKS_THAT_SHOW = {"age": 2}
 
 
 def variant_value(attrs: dict[str, Any], family: str, seed: int) -> str:

@@ -3,12 +3,17 @@
 Parts are made with bmesh (no operator context needed, so it works in `blender -b` and in the bpy
 module alike) and live in one collection that `clear_avatar` empties between records. The avatar fits
 in [-1, 1]^3 with the face towards -Y (docs/CONVENTIONS.md).
+
+`looks` versions what the factory draws, so a data set can be rendered again exactly as before: looks 1 draws
+every age with the same face (the embedded model's training data; age showed only in the hair colour its draw
+favours), looks 2 shows age on the face (AGE_LOOKS).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import bmesh
@@ -16,10 +21,36 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from .attributes import EYE_RGB, HAIR_RGB, SHIRT_RGB, SKIN_RGB
+from .attributes import EYE_RGB, HAIR_RGB, LOOKS, SHIRT_RGB, SKIN_RGB
 
 COLLECTION = "RodinAvatar"
 HEAD_CENTRE = Vector((0.0, 0.0, 0.15))
+
+
+@dataclass(frozen=True)
+class AgeLook:
+    """How an age shows on the face: feature sizes relative to an adult's, and marks drawn on the skin. The cues
+    are large enough to read in the data set's 64 px renders (the head is about 27 px wide there)."""
+
+    eyes: float = 1.0
+    nose: float = 1.0
+    ears: float = 1.0
+    blush: bool = False  # rosy cheeks
+    lines: bool = False  # eye bags, smile lines, forehead lines
+    brows_grey: float = 0.0  # how far the eyebrows fade from the hair colour towards grey
+
+
+AGE_LOOKS = {
+    "young": AgeLook(eyes=1.2, nose=0.8, ears=0.92, blush=True),
+    "adult": AgeLook(),
+    "old": AgeLook(eyes=0.95, nose=1.15, ears=1.15, lines=True, brows_grey=0.5),
+}
+GREY = (0.7, 0.7, 0.7)
+BLUSH = (0.95, 0.35, 0.4)
+
+
+def _mix(a, b, t: float) -> tuple[float, ...]:
+    return tuple((1 - t) * x + t * y for x, y in zip(a, b))
 
 
 def _linear(rgb) -> tuple[float, float, float, float]:
@@ -27,9 +58,13 @@ def _linear(rgb) -> tuple[float, float, float, float]:
 
 
 class _Builder:
-    def __init__(self, attrs: dict[str, Any]) -> None:
+    def __init__(self, attrs: dict[str, Any], looks: int) -> None:
+        if looks not in LOOKS:
+            raise ValueError(f"looks must be one of {LOOKS}; got {looks!r}")
         self.attrs = attrs
+        self.age = AGE_LOOKS[attrs["age"]] if looks >= 2 else AGE_LOOKS["adult"]
         shape = attrs["shape"]
+        self.ear_size = shape["ear_size"] * self.age.ears
         self.rx = 0.40 * shape["head_width"]
         self.ry = 0.44 * shape["head_depth"]
         self.rz = 0.50 * shape["head_height"]
@@ -168,7 +203,7 @@ class _Builder:
                     v.co.y *= 1.0 + 0.08 * below
         self.add("head", bm, skin)
 
-        ear_s = shape["ear_size"]
+        ear_s = self.ear_size
         for side in (-1, 1):
             self.ellipsoid(
                 f"ear_{side}",
@@ -178,7 +213,7 @@ class _Builder:
                 segments=16,
                 rings=8,
             )
-        nose = shape["nose_size"]
+        nose = shape["nose_size"] * self.age.nose
         nz = HEAD_CENTRE.z - 0.06
         self.ellipsoid(
             "nose",
@@ -204,18 +239,31 @@ class _Builder:
         iris = self.material("iris", EYE_RGB[a["eye_color"]], 0.25)
         pupil = self.material("pupil", (0.02, 0.02, 0.02), 0.2)
         ez = HEAD_CENTRE.z + 0.05
+        e = self.age.eyes
         for side in (-1, 1):
             ex = side * 0.15 * shape["head_width"]
             ey = self.surface_y(ex, ez) + 0.035
-            self.ellipsoid(f"eye_{side}", (0.062, 0.04, 0.05), (ex, ey, ez), white, segments=16, rings=8)
             self.ellipsoid(
-                f"iris_{side}", (0.034, 0.02, 0.034), (ex, ey - 0.03, ez), iris, segments=12, rings=6
+                f"eye_{side}", (0.062 * e, 0.04, 0.05 * e), (ex, ey, ez), white, segments=16, rings=8
             )
             self.ellipsoid(
-                f"pupil_{side}", (0.015, 0.01, 0.015), (ex, ey - 0.045, ez), pupil, segments=8, rings=4
+                f"iris_{side}", (0.034 * e, 0.02, 0.034 * e), (ex, ey - 0.03, ez), iris, segments=12, rings=6
             )
+            self.ellipsoid(
+                f"pupil_{side}",
+                (0.015 * e, 0.01, 0.015 * e),
+                (ex, ey - 0.045, ez),
+                pupil,
+                segments=8,
+                rings=4,
+            )
+        if self.age.blush:
+            self.cheeks()
+        if self.age.lines:
+            self.age_lines()
 
-        brow_mat = self.material("brows", HAIR_RGB[a["hair_color"]], 0.7)
+        brows = _mix(HAIR_RGB[a["hair_color"]], GREY, self.age.brows_grey)
+        brow_mat = self.material("brows", brows, 0.7)
         thickness = {"thin": 0.012, "thick": 0.024, "bushy": 0.036}[a["eyebrows"]]
         bz = ez + 0.085
         for side in (-1, 1):
@@ -230,6 +278,31 @@ class _Builder:
                 segments=12,
                 rings=6,
             )
+
+    def mark(self, name: str, x: float, z: float, size, mat, tilt: float = 0.0) -> None:
+        """A flat ellipsoid lying on the face at (x, z), tilted `tilt` radians in the face's plane."""
+        rotation = Matrix.Rotation(math.atan2(x, self.ry) * 0.8, 3, "Z") @ Matrix.Rotation(tilt, 3, "Y")
+        self.ellipsoid(
+            name, size, (x, self.surface_y(x, z) - 0.004, z), mat, rotation=rotation, segments=12, rings=6
+        )
+
+    def cheeks(self) -> None:
+        skin = SKIN_RGB[self.attrs["skin_tone"]]
+        blush = self.material("blush", _mix(skin, BLUSH, 0.45), 0.55)
+        for side in (-1, 1):
+            self.mark(f"cheek_{side}", side * 0.2, HEAD_CENTRE.z - 0.07, (0.06, 0.012, 0.045), blush)
+
+    def age_lines(self) -> None:
+        skin = SKIN_RGB[self.attrs["skin_tone"]]
+        line = self.material("wrinkles", tuple(0.5 * c for c in skin), 0.7)
+        c, width = HEAD_CENTRE, self.attrs["shape"]["head_width"]
+        for side in (-1, 1):
+            ex = side * 0.15 * width
+            self.mark(f"eye_bag_{side}", ex, c.z - 0.015, (0.055, 0.01, 0.014), line)
+            # Smile lines from the nose's wings down past the mouth's corners.
+            self.mark(f"smile_line_{side}", side * 0.115, c.z - 0.14, (0.013, 0.01, 0.075), line, -side * 0.3)
+        for k in range(3):
+            self.mark(f"forehead_line_{k}", 0.0, c.z + 0.19 + 0.03 * k, (0.16 - 0.02 * k, 0.01, 0.008), line)
 
     def body(self) -> None:
         a, shape = self.attrs, self.attrs["shape"]
@@ -496,7 +569,7 @@ class _Builder:
         if kind == "none":
             return
         metal = self.material("earrings", (0.95, 0.78, 0.3), roughness=0.2, metallic=1.0)
-        ear_s = self.attrs["shape"]["ear_size"]
+        ear_s = self.ear_size
         z = HEAD_CENTRE.z - 0.1 * ear_s
         for side in (-1, 1):
             x = side * (self.rx + 0.02)
@@ -517,9 +590,9 @@ class _Builder:
                 )
 
 
-def build_avatar(attrs: dict[str, Any]) -> list[bpy.types.Object]:
-    """Creates the avatar's objects in the collection COLLECTION and returns them."""
-    builder = _Builder(attrs)
+def build_avatar(attrs: dict[str, Any], looks: int = 1) -> list[bpy.types.Object]:
+    """Creates the avatar's objects in the collection COLLECTION and returns them (`looks`: the module's note)."""
+    builder = _Builder(attrs, looks)
     builder.head()
     builder.body()
     builder.hair()

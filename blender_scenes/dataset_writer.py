@@ -18,7 +18,7 @@ import numpy as np
 
 from rodin_core.io_utils import read_json, write_json_atomic
 
-from .attributes import VARIABLE_FAMILIES
+from .attributes import FIRST_LOOKS_THAT_SHOW, LOOKS, VARIABLE_FAMILIES
 
 FORMAT = "rodin-avatars/1"
 INDEX_NAME = "dataset.json"
@@ -36,6 +36,7 @@ class DatasetSettings:
     resolution: int
     depth: bool
     variants: tuple[str, ...] = ()
+    looks: int = 1
 
     def validate(self, count: int) -> None:
         if count < 1:
@@ -51,14 +52,25 @@ class DatasetSettings:
                 )
         if len(set(self.variants)) != len(self.variants):
             raise ValueError(f"--variants names a family twice: {' '.join(self.variants)}")
+        if self.looks not in LOOKS:
+            raise ValueError(f"--looks must be one of {', '.join(map(str, LOOKS))}; got {self.looks}")
+        for family in self.variants:
+            if self.looks < FIRST_LOOKS_THAT_SHOW.get(family, 1):
+                raise ValueError(
+                    f"--variants {family}: looks {self.looks} draws every {family} alike; "
+                    f"add --looks {FIRST_LOOKS_THAT_SHOW[family]}"
+                )
 
     def as_dict(self) -> dict:
-        """The settings as the index stores them; a data set without variants keeps the index it always had."""
+        """The settings as the index stores them; a data set without variants, of looks 1, keeps the index it always
+        had."""
         settings = asdict(self)
         if self.variants:
             settings["variants"] = list(self.variants)
         else:
             del settings["variants"]
+        if self.looks == 1:
+            del settings["looks"]
         return settings
 
 
@@ -121,7 +133,7 @@ class DatasetWriter:
             if theirs != ours:
                 raise ValueError(
                     f"{self.root} was generated with settings {theirs}, but this run asks for {ours}; "
-                    "resume with the same --seed/--views/--res/--depth/--variants or write to another folder"
+                    "resume with the same --seed/--views/--res/--depth/--variants/--looks or write to another folder"
                 )
         self.root.mkdir(parents=True, exist_ok=True)
         if not index_path.is_file():

@@ -9,6 +9,9 @@ Split the work over machines (or a Slurm array) with --shard I/N: shard I render
 i % N == I. Re-running the same command resumes: complete records are skipped, half-written ones
 (temp folders of a killed run) are discarded and redone.
 
+--looks 2 shows each avatar's age on its face (blender_scenes.avatar_factory); the default, 1, renders every data
+set as the embedded model's training data was rendered.
+
 --variants FAMILY... also renders every avatar again, from the same cameras, with one attribute changed and
 nothing else (e.g. the hair dyed, glasses put on or taken off): pairs that teach the attribute classifier to read
 each family from what shows it alone (training.attribute_classifier --pair-data).
@@ -80,7 +83,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="FAMILY",
         help="also render each avatar with only this family's value changed, one variant per family "
-        f"(variants/FAMILY/images/; the value in attributes.json's variants): {', '.join(VARIABLE_FAMILIES)}",
+        f"(variants/FAMILY/images/; the value in attributes.json's variants): {', '.join(VARIABLE_FAMILIES)} "
+        "(age with --looks 2)",
+    )
+    parser.add_argument(
+        "--looks",
+        type=int,
+        default=1,
+        help="what the avatar factory draws: 1 (default) as the embedded model's training data, 2 age shown on the "
+        "face (young: larger eyes, rosy cheeks; old: lines, greying eyebrows)",
     )
     parser.add_argument("--shard", default=None, help="I/N: render only indices i with i %% N == I")
     parser.add_argument(
@@ -97,7 +108,7 @@ def render_record(
     attrs = draw_attributes(seed)
     temp = writer.begin(index)
     clear_avatar()
-    objects = build_avatar(attrs)
+    objects = build_avatar(attrs, args.looks)
     vertices, faces = avatar_triangles(objects)
     intr = intrinsics(args.res)
     poses = camera_poses(seed, args.views)
@@ -114,7 +125,7 @@ def render_record(
     variants = {family: variant_value(attrs, family, seed) for family in args.variants}
     for family, value in variants.items():
         clear_avatar()
-        build_avatar({**attrs, family: value})
+        build_avatar({**attrs, family: value}, args.looks)
         for k, c2w in enumerate(poses):
             renderer.render(c2w, temp / "variants" / family / "images" / f"{k:03d}.png")
     write_ply(temp / "mesh.ply", vertices, faces)
@@ -137,6 +148,7 @@ def render_record(
             "attributes": attrs,
             "caption": caption(attrs),
             **({"variants": variants} if variants else {}),
+            **({"looks": args.looks} if args.looks != 1 else {}),
         },
     )
     return writer.commit(index, temp)
@@ -147,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
     args = parse_args(argv)
     settings = DatasetSettings(
-        seed=args.seed, views=args.views, resolution=args.res, depth=args.depth, variants=tuple(args.variants)
+        seed=args.seed,
+        views=args.views,
+        resolution=args.res,
+        depth=args.depth,
+        variants=tuple(args.variants),
+        looks=args.looks,
     )
     try:
         settings.validate(args.count)

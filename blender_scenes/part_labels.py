@@ -16,10 +16,13 @@ from rodin_core.rig import Intrinsics
 from .avatar_factory import object_triangles
 from .renderer import cast_pixels, mesh_bvh, pixel_rays
 
-# avatar_factory's materials -> PART_CLASSES (lips are skin; eye whites, irises and pupils are the eyes).
+# avatar_factory's materials -> PART_CLASSES (lips, blush and age lines are skin; eye whites, irises and pupils are
+# the eyes).
 MATERIAL_PART = {
     "skin": "skin",
     "lips": "skin",
+    "blush": "skin",
+    "wrinkles": "skin",
     "eye_white": "eyes",
     "iris": "eyes",
     "pupil": "eyes",

@@ -139,3 +139,18 @@ def test_variants_change_one_family_and_leave_plain_data_sets_as_they_were():
             value = variant_value(attrs, family, seed)
             assert value in FAMILIES[family] and value != attrs[family]
             assert variant_value(attrs, family, seed) == value  # the seed decides it
+
+
+def test_looks_are_recorded_only_when_they_are_not_the_first():
+    # Looks 1 is how every earlier data set was drawn: its index stays as it was, so those data sets still resume.
+    plain = DatasetSettings(seed=0, views=2, resolution=32, depth=False, looks=1)
+    assert "looks" not in plain.as_dict()
+    aged = DatasetSettings(seed=0, views=2, resolution=32, depth=False, looks=2)
+    assert aged.as_dict()["looks"] == 2
+    aged.validate(1)
+    with pytest.raises(ValueError, match="--looks must be one of 1, 2"):
+        DatasetSettings(seed=0, views=2, resolution=32, depth=False, looks=3).validate(1)
+    # Age can change alone only where the factory draws it.
+    DatasetSettings(seed=0, views=2, resolution=32, depth=False, variants=("age",), looks=2).validate(1)
+    with pytest.raises(ValueError, match="draws every age alike; add --looks 2"):
+        DatasetSettings(seed=0, views=2, resolution=32, depth=False, variants=("age",)).validate(1)

@@ -247,3 +247,62 @@ def test_part_labels_name_what_each_pixel_shows():
         objects[0].data.materials[0] = mat
         object_part(objects[0])
     clear_avatar()
+
+
+def test_looks_2_shows_age_on_the_face_and_looks_1_draws_as_before(tmp_path):
+    """Looks 1 (the embedded model's data) draws every age alike; looks 2 draws a young face with larger eyes and
+    rosy cheeks, an old one with lines and greying brows, and changes nothing but the face."""
+    from blender_scenes.attributes import draw_attributes
+    from blender_scenes.avatar_factory import build_avatar, clear_avatar
+    from blender_scenes.part_labels import part_label_maps
+    from blender_scenes.renderer import ViewRenderer, setup_scene
+    from rodin_core.parts import PART_CLASSES
+
+    base = {**draw_attributes(5), "hair_style": "bald", "headwear": "none", "glasses": "none"}
+    base.update(facial_hair="none", earrings="none", skin_tone="light", hair_color="black")
+    pose, intr = camera_poses(0, 1)[0], intrinsics(48)
+    renderer = ViewRenderer(setup_scene(48, samples=16, device="cpu"))
+    images, parts = {}, {}
+    for looks in (1, 2):
+        for age in FAMILIES["age"]:
+            clear_avatar()
+            objects = build_avatar({**base, "age": age}, looks)
+            renderer.render(pose, tmp_path / f"{looks}_{age}.png")
+            rgba = _png(tmp_path / f"{looks}_{age}.png")
+            # Over white, as the models see it.
+            images[looks, age] = rgba[..., :3] * rgba[..., 3:] + 1 - rgba[..., 3:]
+            parts[looks, age] = part_label_maps(objects, [pose], intr)[0]
+    clear_avatar()
+    for age in FAMILIES["age"]:
+        assert np.array_equal(images[1, age], images[1, "adult"]), age
+    assert np.array_equal(images[2, "adult"], images[1, "adult"])
+
+    face = [PART_CLASSES.index(p) for p in ("skin", "eyes", "brows")]
+    adult = images[2, "adult"]
+    for age in ("young", "old"):
+        changed = np.abs(images[2, age] - adult).max(-1) > 0.05
+        assert changed.sum() >= 10, (age, changed.sum())
+        on_face = np.isin(parts[2, age], face) | np.isin(parts[2, "adult"], face)
+        # A pixel next to the face's silhouette blends it in (labels are read at pixel centres only).
+        on_face = on_face | np.roll(on_face, 1, 0) | np.roll(on_face, -1, 0) | np.roll(on_face, 1, 1)
+        on_face = on_face | np.roll(on_face, -1, 1)
+        assert on_face[changed].all(), age
+        skin = changed & (parts[2, age] == PART_CLASSES.index("skin")) & (parts[2, "adult"] == parts[2, age])
+        shift = (images[2, age] - adult)[skin].mean(0)  # the skin that stays skin: cheeks or lines
+        if age == "young":
+            assert shift[0] - shift[1] > 0.03, shift  # redder: the cheeks
+        else:
+            assert shift.mean() < -0.03, shift  # darker: the lines
+
+    # A data set of looks 2 says so, record by record, and its avatars can change age alone.
+    out = tmp_path / "aged"
+    assert _generate(out, "--looks", "2", "--variants", "age") == 0
+    assert json.loads((out / "dataset.json").read_text())["settings"]["looks"] == 2
+    for record in sorted(out.glob("avatar_*")):
+        meta = json.loads((record / "attributes.json").read_text())
+        assert meta["looks"] == 2 and meta["variants"]["age"] != meta["attributes"]["age"]
+        front, aged = (
+            _png(record / "images" / "000.png"),
+            _png(record / "variants" / "age" / "images" / "000.png"),
+        )
+        assert not np.array_equal(front, aged)

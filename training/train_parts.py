@@ -63,13 +63,13 @@ def build_examples(data: Path, fit: Path, extra: int, size: int) -> dict[str, to
             raise SystemExit(
                 f"error: {fit} fitted {name}, but {record} is missing; pass the --data it fitted"
             )
-        attrs = read_json(record, "avatar attributes")["attributes"]
+        meta = read_json(record, "avatar attributes")
         views = example_views(i, extra)
         cams = cameras(views, size)
         with torch.no_grad():
             inputs.append(segmenter_inputs(decoder, planes[i : i + 1].float(), cams, sampling)[1])
         clear_avatar()
-        objects = build_avatar(attrs)
+        objects = build_avatar(meta["attributes"], meta.get("looks", 1))
         labels.append(torch.from_numpy(part_label_maps(objects, list(cams.c2w.double().numpy()), intr)))
     clear_avatar()
     return {"inputs": torch.stack(inputs).half(), "labels": torch.stack(labels)}
