@@ -45,21 +45,20 @@ class DatasetSettings:
             raise ValueError(f"--views must be at least 1 (the frontal view); got {self.views}")
         if not 16 <= self.resolution <= 2048:
             raise ValueError(f"--res must be between 16 and 2048 pixels; got {self.resolution}")
+        if self.looks not in LOOKS:
+            raise ValueError(f"--looks must be one of {', '.join(map(str, LOOKS))}; got {self.looks}")
         for family in self.variants:
             if family not in VARIABLE_FAMILIES:
                 raise ValueError(
                     f"--variants {family}: this family cannot change alone; choose from {', '.join(VARIABLE_FAMILIES)}"
                 )
-        if len(set(self.variants)) != len(self.variants):
-            raise ValueError(f"--variants names a family twice: {' '.join(self.variants)}")
-        if self.looks not in LOOKS:
-            raise ValueError(f"--looks must be one of {', '.join(map(str, LOOKS))}; got {self.looks}")
-        for family in self.variants:
             if self.looks < FIRST_LOOKS_THAT_SHOW.get(family, 1):
                 raise ValueError(
                     f"--variants {family}: looks {self.looks} draws every {family} alike; "
                     f"add --looks {FIRST_LOOKS_THAT_SHOW[family]}"
                 )
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"--variants names a family twice: {' '.join(self.variants)}")
 
     def as_dict(self) -> dict:
         """The settings as the index stores them; a data set without variants, of looks 1, keeps the index it always

@@ -116,3 +116,11 @@ def rgba_to_target(rgba: torch.Tensor, background: torch.Tensor) -> tuple[torch.
     x = rgba.float() / 255.0
     alpha = x[..., 3]
     return x[..., :3] * alpha[..., None] + background * (1.0 - alpha[..., None]), alpha
+
+
+def read_image_over(path: str | Path, background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image file (a render, a data set's view) as rgba_to_target gives it: (H, W, 3) colour over `background`
+    and (H, W) alpha; an image without alpha is opaque."""
+    with Image.open(path) as im:
+        rgba = torch.from_numpy(np.asarray(im.convert("RGBA")).copy())
+    return rgba_to_target(rgba, background)

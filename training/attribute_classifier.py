@@ -25,16 +25,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
 from blender_scenes.attributes import FAMILIES
 from rodin_core.cameras import Cameras
-from rodin_core.data import DatasetError, load_record, rgba_to_target
+from rodin_core.data import DatasetError, load_record, read_image_over, rgba_to_target
 from rodin_core.io_utils import load_tensors, read_json, save_tensors_atomic, write_json_atomic
 from rodin_core.preview import render_image
 from training.common import extra_record_names
@@ -135,6 +133,7 @@ def load_pairs(data: Path, ids: list[str]) -> dict[str, torch.Tensor]:
                 "blender_scenes.generate_dataset --variants, or pass it as --extra-data"
             )
         rec = load_record(folder, use_depth=False)
+        views = [rgba_to_target(rgba, torch.ones(3))[0].permute(2, 0, 1) for rgba in rec.rgba]
         lab = labels(folder)
         for family, value in variants.items():
             if family not in FAMILIES or value not in FAMILIES[family]:
@@ -145,10 +144,9 @@ def load_pairs(data: Path, ids: list[str]) -> dict[str, torch.Tensor]:
                     f"{folder}: variant {family} has {len(images)} views for the record's {len(rec.rgba)}; "
                     "re-render the record"
                 )
-            for v, path in enumerate(images):
-                rgba = torch.from_numpy(np.asarray(Image.open(path).convert("RGBA")).copy())
-                before.append(rgba_to_target(rec.rgba[v], torch.ones(3))[0].permute(2, 0, 1))
-                after.append(rgba_to_target(rgba, torch.ones(3))[0].permute(2, 0, 1))
+            for view, path in zip(views, images):
+                before.append(view)
+                after.append(read_image_over(path, torch.ones(3))[0].permute(2, 0, 1))
                 changed.append(families.index(family))
                 for f, idx in lab.items():
                     y_before[f].append(idx)

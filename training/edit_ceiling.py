@@ -28,7 +28,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     sys.stderr.write("error: the edit ceiling renders with Blender's `bpy` module: pip install bpy==5.0.1\n")
     raise SystemExit(2) from None
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -36,7 +35,7 @@ from blender_scenes.attributes import draw_attributes
 from blender_scenes.avatar_factory import build_avatar, clear_avatar
 from blender_scenes.camera_rig import camera_poses
 from blender_scenes.renderer import ViewRenderer, setup_scene
-from rodin_core.data import rgba_to_target
+from rodin_core.data import read_image_over
 from rodin_core.io_utils import read_json, write_json_atomic
 from rodin_core.preview import grid
 from training.attribute_classifier import load_classifier
@@ -61,8 +60,7 @@ def frontal_render(attrs: dict, renderer: ViewRenderer, folder: Path) -> torch.T
     build_avatar(attrs)
     path = folder / "view.png"
     renderer.render(camera_poses(0, 1)[0], path)
-    rgba = torch.from_numpy(np.asarray(Image.open(path).convert("RGBA")).copy())
-    return rgba_to_target(rgba, torch.ones(3))[0]
+    return read_image_over(path, torch.ones(3))[0]
 
 
 def ceiling(classifier, count: int, readable: list[str], res: int, samples: int) -> tuple[dict, list]:

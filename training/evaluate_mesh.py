@@ -22,7 +22,7 @@ import torch
 import trimesh
 from PIL import Image
 
-from rodin_core.data import load_record, rgba_to_target
+from rodin_core.data import load_record, read_image_over, rgba_to_target
 from rodin_core.io_utils import read_json, write_json_atomic
 from rodin_core.mesh import METRES_PER_UNIT
 from rodin_core.metrics import psnr
@@ -43,12 +43,6 @@ def emission_only(obj) -> None:
     output = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
     links.new(tex.outputs["Color"], emission.inputs["Color"])
     links.new(emission.outputs["Emission"], output.inputs["Surface"])
-
-
-def read_render(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Blender render as (colour over white, alpha); rgba_to_target takes 0-255 values, as the data set holds."""
-    rgba = torch.from_numpy(np.asarray(Image.open(path).convert("RGBA")).copy())
-    return rgba_to_target(rgba, WHITE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             for view in meta["holdout_views"]:
                 path = Path(tmp) / f"{name}_{view}.png"
                 renderer.render(np.array(transforms["frames"][view]["transform_matrix"]), path)
-                baked, alpha = read_render(path)
+                baked, alpha = read_image_over(path, WHITE)
                 coverage.append(float(alpha.mean()))
                 if coverage[-1] < 0.02:
                     raise SystemExit(
