@@ -88,6 +88,14 @@ def test_the_repaint_paints_where_the_segmenter_sees_hair(pipe):
         recolour(pipe.decoder, planes, "blond", config=RecolourConfig(size=18), segmenter=AboveIsHair(0.0))
 
 
+def test_both_hat_reports_count_alike():
+    from training.common import count_hats, hats_line
+
+    count = count_hats([(True, True), (True, False), (False, True), (False, False), (False, False)])
+    assert count == {"hats": 2, "hats_found": 1, "bare_heads": 3, "bare_taken_for_hats": 1}
+    assert hats_line(count) == "1 of 2 hats found, 1 of 3 bare heads taken for hats"
+
+
 def test_the_report_counts_hats_found_on_heads_with_hair():
     from training.train_parts import HAT_PIXELS, hats_found
 

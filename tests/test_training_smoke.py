@@ -326,8 +326,11 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
         assert look["avatars"] >= 1 and all(0.0 <= c <= 1.0 for c in look["rgb"])
     # How the recolour tells hats from hair, per headwear kind, over the avatars with hair.
     found = hair_looks.headwear_found(fitted, dataset, limit=3)
-    assert all(0 <= row["found"] <= row["avatars"] for row in found.values())
-    assert sum(row["avatars"] for row in found.values()) <= 3
+    assert all(0 <= row["found"] <= row["avatars"] for row in found["by_kind"].values())
+    assert (
+        sum(row["avatars"] for row in found["by_kind"].values()) == found["hats"] + found["bare_heads"] <= 3
+    )
+    assert found["bare_taken_for_hats"] == found["by_kind"].get("none", {"found": 0})["found"]
     if looks:
         assert hair_looks.main(["--fit", str(fit), "--data", str(dataset), "--headwear", "--limit", "2"]) == 0
         out = capsys.readouterr().out

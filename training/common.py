@@ -258,3 +258,28 @@ def extra_record_names(root: Path, option: str = "--extra-data") -> list[str]:
         return [record.name for record in list_records(root)]
     except DatasetError as exc:
         raise SystemExit(f"{option}: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def count_hats(heads: list[tuple[bool, bool]]) -> dict[str, int]:
+    """How well something tells a hat from hair, over heads with hair, each given as (wears a hat, taken for
+    wearing one): the hats and how many were found, the bare heads and how many were taken for hats. The one
+    format of both hat reports (training.train_parts' segmenter, training.hair_looks' find_headwear)."""
+    hats = [found for worn, found in heads if worn]
+    bare = [found for worn, found in heads if not worn]
+    return {
+        "hats": len(hats),
+        "hats_found": sum(hats),
+        "bare_heads": len(bare),
+        "bare_taken_for_hats": sum(bare),
+    }
+
+
+def hats_line(count: dict[str, int]) -> str:
+    """`count_hats`' result in words."""
+    return (
+        f"{count['hats_found']} of {count['hats']} hats found, "
+        f"{count['bare_taken_for_hats']} of {count['bare_heads']} bare heads taken for hats"
+    )

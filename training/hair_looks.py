@@ -21,6 +21,7 @@ from rodin_core.cameras import Cameras
 from rodin_core.io_utils import read_json
 from rodin_core.preview import render_image
 from rodin_core.recolour import HAIR_LOOKS, HEADWEAR_APART, crown, find_headwear, part_share
+from training.common import count_hats, hats_line
 from training.fit_report import load_fitted
 
 SIZE = 64
@@ -54,21 +55,22 @@ def hair_looks(fitted: tuple, data: Path) -> dict[str, dict]:
     }
 
 
-def headwear_found(fitted: tuple, data: Path, limit: int | None = None) -> dict[str, dict]:
-    """Per headwear kind ("none" included): the fit's (`load_fitted`'s result) avatars with hair, and how many
-    find_headwear takes for wearing headwear (for "none": the bare heads mistaken for hats). `limit`: the first
-    so many avatars."""
+def headwear_found(fitted: tuple, data: Path, limit: int | None = None) -> dict:
+    """How find_headwear tells hats from hair on the fit's (`load_fitted`'s result) avatars with hair, in
+    `count_hats`' format, with `by_kind`: per headwear kind ("none" included), the avatars and how many were
+    taken for wearing headwear. `limit`: the first so many avatars."""
     meta, planes, decoder = fitted
-    found: dict[str, dict] = {}
+    heads, by_kind = [], {}
     for i, name in enumerate(meta["ids"][:limit]):
         a = read_json(data / name / "attributes.json", "avatar attributes")["attributes"]
         if a["hair_style"] == "bald":
             continue
-        _, headwear = find_headwear(decoder, planes[i : i + 1])
-        row = found.setdefault(a["headwear"], {"avatars": 0, "found": 0})
+        found = find_headwear(decoder, planes[i : i + 1])[1] is not None
+        heads.append((a["headwear"] != "none", found))
+        row = by_kind.setdefault(a["headwear"], {"avatars": 0, "found": 0})
         row["avatars"] += 1
-        row["found"] += headwear is not None
-    return found
+        row["found"] += found
+    return {**count_hats(heads), "by_kind": by_kind}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not measured (no such avatar): {', '.join(missing)}")
     if args.headwear:
         found = headwear_found(fitted, Path(args.data), args.limit)
-        print(f"headwear told from hair at HEADWEAR_APART = {HEADWEAR_APART} (avatars with hair):")
-        for kind, row in sorted(found.items()):
+        print(f"headwear told from hair at HEADWEAR_APART = {HEADWEAR_APART}: {hats_line(found)}")
+        for kind, row in sorted(found["by_kind"].items()):
             what = "taken for a hat" if kind == "none" else "found"
             print(
                 f"  {kind:8} {row['avatars']:3} avatars  {what}: {row['found']} ({row['found'] / row['avatars']:.0%})"

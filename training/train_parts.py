@@ -37,7 +37,7 @@ from rodin_core.lift import cameras
 from rodin_core.parts import PART_CLASSES, PartsConfig, PartSegmenter
 from rodin_core.recolour import RecolourConfig, segmenter_inputs
 from rodin_core.rig import intrinsics
-from training.common import Checkpointer, git_commit
+from training.common import Checkpointer, count_hats, git_commit, hats_line
 from training.fit_report import load_fitted
 
 EXTRA_ELEVATIONS = (-10.0, 55.0)  # the seeded extra views' elevation range, degrees
@@ -99,21 +99,16 @@ def iou(pred: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
 def hats_found(pred: torch.Tensor, labels: torch.Tensor) -> dict[str, int]:
     """Over avatars with hair, (N, V, S, S) predicted and true parts whose first views are the repaint's: the
     hats (HAT_PIXELS or more true headwear pixels in those views), how many of them the prediction finds as
-    surely, the bare heads, and how many of those it takes for a hat. What the repaint leaves unpainted."""
+    surely, the bare heads, and how many of those it takes for a hat (`count_hats`). What the repaint leaves
+    unpainted."""
     views = len(RecolourConfig().views)
     headwear, hair = PART_CLASSES.index("headwear"), PART_CLASSES.index("hair")
-    out = {"hats": 0, "hats_found": 0, "bare_heads": 0, "bare_taken_for_hats": 0}
-    for p, y in zip(pred[:, :views], labels[:, :views]):
-        if int((y == hair).sum()) < HAT_PIXELS:
-            continue  # bald: nothing to repaint either way
-        found = int((p == headwear).sum()) >= HAT_PIXELS
-        if int((y == headwear).sum()) >= HAT_PIXELS:
-            out["hats"] += 1
-            out["hats_found"] += found
-        else:
-            out["bare_heads"] += 1
-            out["bare_taken_for_hats"] += found
-    return out
+    heads = [
+        (int((y == headwear).sum()) >= HAT_PIXELS, int((p == headwear).sum()) >= HAT_PIXELS)
+        for p, y in zip(pred[:, :views], labels[:, :views])
+        if int((y == hair).sum()) >= HAT_PIXELS  # bald heads have nothing to repaint either way
+    ]
+    return count_hats(heads)
 
 
 def predict(model: PartSegmenter, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -215,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     save_tensors_atomic(final / "parts.safetensors", {f"parts.{k}": v for k, v in model.state_dict().items()})
     write_json_atomic(final / "parts.json", report)
     print(f"held-out pixel accuracy {report['holdout_pixel_accuracy']:.3f}; IoU {report['holdout_iou']}")
-    hats = report["holdout_headwear"]
-    print(
-        f"held-out avatars with hair: {hats['hats_found']} of {hats['hats']} hats found, "
-        f"{hats['bare_taken_for_hats']} of {hats['bare_heads']} bare heads taken for hats"
-    )
+    print(f"held-out avatars with hair: {hats_line(report['holdout_headwear'])}")
     return 0
 
 
