@@ -121,6 +121,11 @@ def test_the_check_explains_what_it_cannot_use(tmp_path):
         portrait_ages.main(["--weights", str(plain), "--data", str(few)])
     with pytest.raises(SystemExit, match="no latest.safetensors"):
         portrait_ages.main([*base, "--data", str(few), "--run", str(tmp_path)])
+    weights = unprefixed(load_tensors(bundle.with_suffix(".safetensors"), "bundle"), "portrait")
+    weights.pop(sorted(weights)[0])
+    save_tensors_atomic(tmp_path / "cut" / "latest.safetensors", prefixed(weights, "ema"))
+    with pytest.raises(SystemExit, match="--run .*cut: its portrait model is not the bundle's shape"):
+        portrait_ages.main([*base, "--data", str(few), "--run", str(tmp_path / "cut")])
     with pytest.raises(SystemExit, match="--pixels 300 is more than the 16x16 portrait"):
         portrait_ages.main([*base, "--data", str(few), "--pixels", "300"])
     with pytest.raises(SystemExit, match="--seeds must be at least 1"):

@@ -2,13 +2,15 @@
 
 Looks 2 (`blender_scenes.generate_dataset --looks 2`) draws age on the face: rosy cheeks on a young face; lines
 and eyebrows faded towards grey on an old one. At a portrait's 64 px each mark is a few pixels, so this check
-measures the marks themselves, and can see a model begin to draw them before a classifier reads an age. It finds them in the generator's own portraits (the data set's faces without glasses, beard or hat,
-which hide them): the pixels where young faces are redder than adult ones, and where old faces are darker than
-adult ones. Each age is set against adults because the generator draws a young avatar's hair as an adult's but
-an old one's grey, so the young - old difference would find hair as well as cheeks. It chooses those pixels on
-half of the faces and measures the gap on the other half, so the generator's gap is not inflated by the choice.
-Then it draws "a young ...", "a ..." (an adult, as the captions say it) and "an old ..." with the same seeds and
-measures the same pixels on each pair. A model that draws the ages shows gaps near the generator's.
+measures the marks themselves, and can see a model begin to draw them before a classifier reads an age.
+
+It finds them in the generator's own portraits (the data set's faces without glasses, beard or hat, which hide
+them): the pixels where young faces are redder than adult ones, and where old faces are darker than adult ones.
+Each age is set against adults because the generator draws a young avatar's hair as an adult's but an old one's
+grey, so the young - old difference would find hair as well as cheeks. It chooses those pixels on half of the
+faces and measures the gap on the other half, so the generator's gap is not inflated by the choice. Then it draws
+"a young ...", "a ..." (an adult, as the captions say it) and "an old ..." with the same seeds and measures the
+same pixels on each pair. A model that draws the ages shows gaps near the generator's.
 
     python -m training.portrait_ages --data runs/tiny/portraits35 [--weights BUNDLE] [--run RUN] [--out FILE]
 
@@ -25,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from rodin_core.bundle import BundleError
+from rodin_core.bundle import BundleError, load_module
 from rodin_core.data import DatasetError, list_records
-from rodin_core.io_utils import load_tensors, read_json, unprefixed, write_json_atomic
+from rodin_core.io_utils import load_tensors, read_json, write_json_atomic
 from rodin_core.pipeline import AvatarPipeline
 from training.train_base import frontal_images
 
@@ -76,15 +78,9 @@ def mark_level(images: torch.Tensor, mark: str, pixels: torch.Tensor) -> torch.T
     return measure(images)[:, pixels].mean(1)
 
 
-def mark_gap(
-    aged: torch.Tensor, adult: torch.Tensor, mark: str, pixels: torch.Tensor, paired: bool
-) -> torch.Tensor:
-    """How much more of the mark the aged faces show than the adult ones: per pair when `paired` (the same
-    seed drawn at both ages), else one difference of the means."""
-    aged_level, adult_level = mark_level(aged, mark, pixels), mark_level(adult, mark, pixels)
-    if paired:
-        return aged_level - adult_level
-    return (aged_level.mean() - adult_level.mean()).reshape(1)
+def mark_gap(aged: torch.Tensor, adult: torch.Tensor, mark: str, pixels: torch.Tensor) -> torch.Tensor:
+    """(N,): how much more of the mark each aged face shows than its pair, the adult drawn with the same seed."""
+    return mark_level(aged, mark, pixels) - mark_level(adult, mark, pixels)
 
 
 def plain_faces(data: Path, size: int, limit: int | None = None) -> dict[str, torch.Tensor]:
@@ -117,7 +113,11 @@ def generator_marks(faces: dict[str, torch.Tensor], count: int) -> dict[str, dic
     out = {}
     for mark, (_, age) in MARKS.items():
         pixels = mark_pixels(faces[age][0::2], faces["adult"][0::2], mark, count)
-        gap = mark_gap(faces[age][1::2], faces["adult"][1::2], mark, pixels, paired=False)
+        # The data set's faces do not pair up: the gap between the mean faces.
+        gap = (
+            mark_level(faces[age][1::2], mark, pixels).mean()
+            - mark_level(faces["adult"][1::2], mark, pixels).mean()
+        )
         out[mark] = {"pixels": pixels, "generator": float(gap)}
     return out
 
@@ -143,7 +143,7 @@ def age_report(marks: dict[str, dict], drawn: dict[str, torch.Tensor]) -> dict[s
     report = {}
     for mark, found in marks.items():
         age = MARKS[mark][1]
-        gaps = mark_gap(drawn[age], drawn["adult"], mark, found["pixels"], paired=True)
+        gaps = mark_gap(drawn[age], drawn["adult"], mark, found["pixels"])
         report[mark] = {
             "pixels": found["pixels"].nonzero().tolist(),
             "generator_gap": found["generator"],
@@ -162,13 +162,10 @@ def load_run_portrait(pipe: AvatarPipeline, run: Path) -> None:
         raise SystemExit(
             f"--run {run}: no latest.safetensors there; give a training.train_portrait --out folder"
         )
-    state = unprefixed(load_tensors(path, "portrait training checkpoint"), "ema")
     try:
-        pipe.portrait_model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise SystemExit(
-            f"--run {run}: its portrait model has another shape than the bundle's ({exc})"
-        ) from exc
+        load_module(pipe.portrait_model, load_tensors(path, "portrait training checkpoint"), "ema", path)
+    except BundleError as exc:
+        raise SystemExit(f"--run {run}: its portrait model is not the bundle's shape ({exc})") from exc
 
 
 def parse_args(argv):
