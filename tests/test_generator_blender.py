@@ -201,6 +201,17 @@ def test_variants_change_one_attribute_and_nothing_else(tmp_path, capsys):
         # Only the changed family's label differs between the two images of a pair.
         differ = [f for f in FAMILIES if pairs["y_before"][f][i] != pairs["y_after"][f][i]]
         assert differ == [family]
+    # --pair-min-change leaves out exactly the views whose variant moves fewer pixels, and says so when none is left.
+    moved = pairs["moved"]
+    assert len(moved) == len(pairs["before"]) and (moved > 0).any()
+    threshold = int(moved.float().median()) + 1
+    kept = load_pairs(out, ["avatar_000000", "avatar_000001"], min_change=threshold)
+    assert len(kept["before"]) == int((moved >= threshold).sum()) and kept["dropped"] == int(
+        (moved < threshold).sum()
+    )
+    assert 0 < kept["dropped"] < len(moved) and pairs["dropped"] == 0 and (kept["moved"] >= threshold).all()
+    with pytest.raises(DatasetError, match="--pair-min-change"):
+        load_pairs(out, ["avatar_000000"], min_change=64 * 64 + 1)
 
     # Resuming with other variants, or asking for a family that cannot change alone, is refused.
     assert _generate(out, "--variants", "hair_color") == 2

@@ -356,12 +356,17 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     pair_data = tmp_path / "pairs"
     pair_args = ["--out", str(pair_data), "--count", "3", "--seed", "12", "--views", "2", "--res", "32"]
     assert generate([*pair_args, "--variants", "hair_color", "glasses", "--quiet"]) == 0
-    assert attribute_classifier.main([*cargs, "--pair-data", str(pair_data), "--pair-batch", "4"]) == 0
+    with pytest.raises(SystemExit, match="--pair-min-change must be 0 or more"):
+        attribute_classifier.main([*cargs, "--pair-data", str(pair_data), "--pair-min-change", "-1"])
+    pair_cargs = [*cargs, "--pair-data", str(pair_data), "--pair-batch", "4", "--pair-min-change", "1"]
+    assert attribute_classifier.main(pair_cargs) == 0
     cls_meta = json.loads((cls / "classifier.json").read_text())
-    # The last of the 3 pair avatars is held out: its 2 views, each with 2 variants.
+    # The last of the 3 pair avatars is held out, all of its pairs whatever --pair-min-change: its 2 views, each
+    # with 2 variants.
     held = cls_meta["pairs_held_out"]
     assert held["pairs"] == 4 and all(0.0 <= held[k] <= 1.0 for k in ("shows", "kept", "success"))
     assert cls_meta["pair_data"] == [str(pair_data)] and cls_meta["pair_batch"] == 4
+    assert cls_meta["pair_min_change"] == 1
     train_ids = json.loads(split.read_text())["train_ids"]
     views = {d.name: len(list((d / "images").glob("*.png"))) for d in dataset.iterdir() if d.is_dir()}
     # Every view of the training avatars, three renders of each one's fitted tri-planes, every view of each of

@@ -116,11 +116,18 @@ def load_views(
     return x, {k: torch.tensor(v) for k, v in targets.items()}
 
 
-def load_pairs(data: Path, ids: list[str]) -> dict[str, torch.Tensor]:
+# A pixel of a pair counts as changed when one of its channels moves by more than this (images in [0, 1]).
+PAIR_PIXEL_CHANGE = 0.1
+
+
+def load_pairs(data: Path, ids: list[str], min_change: int = 0) -> dict[str, torch.Tensor]:
     """Every view of each record next to the same view of each of its variants (generate_dataset --variants):
     "before" / "after" (N, 3, SIZE, SIZE) over white, their labels "y_before" / "y_after" per family, and
-    "changed", the index in FAMILIES of the family the variant changed."""
-    before, after, changed = [], [], []
+    "changed", the index in FAMILIES of the family the variant changed. `min_change`: leave out the views where
+    the variant changes fewer pixels than this (a camera behind the head sees no new age or glasses, and such a
+    pair would label one image with two values); "dropped" counts them, and "moved" holds each kept pair's count of
+    changed pixels (a channel moved by more than PAIR_PIXEL_CHANGE, at the data set's resolution)."""
+    before, after, changed, moved, dropped = [], [], [], [], 0
     y_before, y_after = {name: [] for name in FAMILIES}, {name: [] for name in FAMILIES}
     families = list(FAMILIES)
     for name in ids:
@@ -145,13 +152,22 @@ def load_pairs(data: Path, ids: list[str]) -> dict[str, torch.Tensor]:
                     "re-render the record"
                 )
             for view, path in zip(views, images):
+                variant = read_image_over(path, torch.ones(3))[0].permute(2, 0, 1)
+                pixels = int(((variant - view).abs().amax(0) > PAIR_PIXEL_CHANGE).sum())
+                if pixels < min_change:
+                    dropped += 1
+                    continue
+                moved.append(pixels)
                 before.append(view)
-                after.append(read_image_over(path, torch.ones(3))[0].permute(2, 0, 1))
+                after.append(variant)
                 changed.append(families.index(family))
                 for f, idx in lab.items():
                     y_before[f].append(idx)
                     y_after[f].append(FAMILIES[f].index(value) if f == family else idx)
+    if not before:
+        raise DatasetError(f"{data}: no pair changes {min_change} pixels or more; lower --pair-min-change")
     pairs = {"before": torch.stack(before), "after": torch.stack(after), "changed": torch.tensor(changed)}
+    pairs["moved"], pairs["dropped"] = torch.tensor(moved), dropped
     for key in ("before", "after"):
         if pairs[key].shape[-1] != SIZE:
             pairs[key] = F.interpolate(pairs[key], size=(SIZE, SIZE), mode="bilinear", antialias=True)
@@ -321,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--pair-weight", type=float, default=1.0, help="weight of the pair consistency loss (default 1)"
     )
+    p.add_argument(
+        "--pair-min-change",
+        type=int,
+        default=0,
+        help="learn only from pair views where the variant changes at least this many pixels (default 0: all); "
+        "the held-out pairs are all counted, as without it",
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int)
@@ -333,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs, held_pairs = None, None
     if args.pair_data and args.pair_batch < 1:
         raise SystemExit(f"--pair-batch must be at least 1; got {args.pair_batch}")
+    if args.pair_min_change < 0:
+        raise SystemExit(f"--pair-min-change must be 0 or more pixels; got {args.pair_min_change}")
     if args.pair_data:
         parts, held = [], []
         for folder in map(Path, args.pair_data):
@@ -343,11 +368,16 @@ def main(argv: list[str] | None = None) -> int:
                 )
             cut = len(names) - max(1, len(names) // 10)
             try:
-                parts.append(load_pairs(folder, names[:cut]))
-                held.append(load_pairs(folder, names[cut:]))
+                parts.append(load_pairs(folder, names[:cut], args.pair_min_change))
+                held.append(load_pairs(folder, names[cut:]))  # all of them: reports compare across settings
             except DatasetError as exc:
                 raise SystemExit(f"--pair-data: {exc}") from exc
             print(f"{folder}: {cut} avatars' pairs to learn from, {len(names) - cut} held out", flush=True)
+            if args.pair_min_change:
+                print(
+                    f"  {parts[-1]['dropped']} views changing fewer than {args.pair_min_change} pixels left out",
+                    flush=True,
+                )
         pairs, held_pairs = (cat_pairs(group) for group in (parts, held))
     x, y = load_views(data, split["train_ids"], frontal_only=False)
     hx, hy = load_views(data, split["holdout_ids"], frontal_only=True)
@@ -429,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             "pair_data": args.pair_data,
             "pair_batch": args.pair_batch if args.pair_data else 0,
             "pair_weight": args.pair_weight if args.pair_data else 0.0,
+            "pair_min_change": args.pair_min_change if args.pair_data else 0,
         },
     )
     if pair_report:
