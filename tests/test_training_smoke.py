@@ -278,6 +278,26 @@ def test_fit_base_export_sample(dataset, tmp_path, capsys):
     assert torch.equal(
         continued["stats.mean"], load_tensors(base / "base" / "base.safetensors")["stats.mean"]
     )
+    # The continued base model replaces the bundle's; the decoder, text encoders and the rest are kept.
+    swapped = tmp_path / "swapped.json"
+    assert export.main(["--from", str(bundle), "--base", str(more), "--out", str(swapped)]) == 0
+    before = load_tensors(bundle.with_suffix(".safetensors"))
+    after = load_tensors(swapped.with_suffix(".safetensors"))
+    assert set(after) == set(before) and all(torch.equal(after[k], continued[k]) for k in continued)
+    kept_parts = [k for k in before if k.split(".")[0] not in export.BASE_PARTS]
+    assert kept_parts and all(torch.equal(after[k], before[k]) for k in kept_parts)
+    assert json.loads(swapped.read_text())["made_by"]["base_steps"] == 25
+    # A base run with statistics of its own was not continued from the bundle: refused with what to do.
+    (tmp_path / "odd" / "base").mkdir(parents=True)
+    shutil.copy(more / "base" / "base.json", tmp_path / "odd" / "base" / "base.json")
+    save_tensors_atomic(
+        tmp_path / "odd" / "base" / "base.safetensors",
+        {**continued, "stats.mean": continued["stats.mean"] + 1},
+    )
+    with pytest.raises(SystemExit, match="--init-from"):
+        export.main(
+            ["--from", str(bundle), "--base", str(tmp_path / "odd"), "--out", str(tmp_path / "y.json")]
+        )
     # Planes from another decoder live in another latent space: refused with what to do.
     other = tmp_path / "other_fitted"
     other.mkdir()

@@ -6,6 +6,8 @@
 
 `--from` starts from an existing bundle instead of the fit and base runs: the parts given (upsampler, text
 encoders, refiner, portrait model, part segmenter) are added or replace that bundle's, every other tensor is kept bit for bit.
+`--from BUNDLE --base RUN` replaces the base model (UNet, image encoder, latent prior) with a run continued from
+that bundle (`train_base --init-from BUNDLE`), whose tri-planes share the bundle's decoder and statistics.
 
 The bundle is checked by loading it into an AvatarPipeline before this command reports success.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import torch
 
 from rodin_core import __version__
 from rodin_core.bundle import load_bundle, save_bundle
@@ -119,6 +123,33 @@ def add_parts(
         config["made_by"]["parts_holdout_iou"] = parts_cfg["holdout_iou"]
 
 
+# What a base run holds besides the planes' statistics (which a run continued from a bundle shares with it).
+BASE_PARTS = ("unet", "encoder", "prior")
+
+
+def replace_base(config: dict, tensors: dict, base: Path) -> None:
+    """Replaces a bundle's base model (in place) with `base`'s, a run continued from that bundle: its tri-planes
+    were fitted with the bundle's decoder and normalised with the bundle's statistics, so the decoder, text
+    encoders, portrait model and part segmenter still fit it. Refuses a run with other statistics."""
+    base_cfg = read_json(base / "base" / "base.json", "base model config")
+    weights = load_tensors(base / "base" / "base.safetensors", "base model weights")
+    for key in ("stats.mean", "stats.std"):
+        if key not in tensors or not torch.equal(weights[key], tensors[key]):
+            raise SystemExit(
+                f"error: {base} normalises its tri-planes with other statistics than this bundle, so it was "
+                "not continued from it; train it with train_base --init-from BUNDLE, or export a new bundle "
+                "with --fit and --base"
+            )
+    for key in [k for k in tensors if k.split(".")[0] in BASE_PARTS]:
+        del tensors[key]
+    tensors.update({k: v for k, v in weights.items() if k.split(".")[0] in BASE_PARTS})
+    config["base"] = {
+        k: base_cfg[k] for k in ("resolution", "unet", "encoder", "prior", "schedule", "guidance")
+    }
+    config["made_by"]["base_steps"] = base_cfg["steps"] + base_cfg.get("init_steps", 0)
+    config["train_ids"], config["holdout_ids"] = base_cfg["train_ids"], base_cfg["holdout_ids"]
+
+
 def portrait_steps(meta: dict) -> int:
     """The steps an exported portrait model (its portrait.json) was trained for, those of the model its run
     started from (train_portrait --init) included."""
@@ -140,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--from",
         dest="start",
-        help="an existing bundle .json to start from instead of --fit and --base (its other parts are kept)",
+        help="an existing bundle .json to start from instead of --fit (its other parts are kept; with --base, "
+        "a run continued from it, its base model is replaced)",
     )
     p.add_argument("--upsampler", help="run folder of training.train_upsampler (optional)")
     p.add_argument("--text", help="run folder of training.train_text (optional)")
@@ -174,16 +206,21 @@ def main(argv: list[str] | None = None) -> int:
         )
     }
     if args.start:
-        if args.fit or args.base:
-            p.error("--from replaces --fit and --base; give one or the other")
+        if args.fit:
+            p.error("--from replaces --fit (the bundle's decoder is kept); give one or the other")
         config, tensors = from_bundle(Path(args.start))
+        if args.base:
+            replace_base(config, tensors, Path(args.base))
         add_parts(config, tensors, **parts)
     elif args.fit and args.base:
         config, tensors = build_bundle(
             Path(args.fit), Path(args.base), preset=args.preset, threshold=args.threshold, **parts
         )
     else:
-        p.error("give --fit and --base (a new bundle), or --from BUNDLE (an existing one to extend)")
+        p.error(
+            "give --fit and --base (a new bundle), or --from BUNDLE (an existing one to extend, with --base its "
+            "base model replaced)"
+        )
     save_bundle(args.out, config, tensors)
     from rodin_core.pipeline import AvatarPipeline
 
