@@ -48,13 +48,13 @@ def build_bundle(
         "version": f"{__version__}+{preset}",
         "fit_resolution": fitted["resolution"],
         "decoder": fitted["decoder"],
-        "base": {k: base_cfg[k] for k in ("resolution", "unet", "encoder", "prior", "schedule", "guidance")},
+        "base": base_entry(base_cfg),
         "upsampler": None,
         "mesh": {"threshold": threshold},
         "made_by": {
             "commit": git_commit(),
             "preset": preset,
-            "base_steps": base_cfg["steps"] + base_cfg.get("init_steps", 0),
+            "base_steps": base_steps(base_cfg),
         },
         "train_ids": base_cfg["train_ids"],
         "holdout_ids": base_cfg["holdout_ids"],
@@ -143,11 +143,20 @@ def replace_base(config: dict, tensors: dict, base: Path) -> None:
     for key in [k for k in tensors if k.split(".")[0] in BASE_PARTS]:
         del tensors[key]
     tensors.update({k: v for k, v in weights.items() if k.split(".")[0] in BASE_PARTS})
-    config["base"] = {
-        k: base_cfg[k] for k in ("resolution", "unet", "encoder", "prior", "schedule", "guidance")
-    }
-    config["made_by"]["base_steps"] = base_cfg["steps"] + base_cfg.get("init_steps", 0)
+    config["base"] = base_entry(base_cfg)
+    config["made_by"]["base_steps"] = base_steps(base_cfg)
     config["train_ids"], config["holdout_ids"] = base_cfg["train_ids"], base_cfg["holdout_ids"]
+
+
+def base_entry(meta: dict) -> dict:
+    """What a bundle's config holds of a base run (its base.json): the model's shape and sampling defaults."""
+    return {k: meta[k] for k in ("resolution", "unet", "encoder", "prior", "schedule", "guidance")}
+
+
+def base_steps(meta: dict) -> int:
+    """The steps a base run (its base.json) was trained for, those of the bundle it continued (--init-from)
+    included."""
+    return meta["steps"] + meta.get("init_steps", 0)
 
 
 def portrait_steps(meta: dict) -> int:
