@@ -139,6 +139,9 @@ class GenerationJob:
                         variation=req.variation + i if req.variation else 0,
                     )
                     self.note_unknown(avatar.metadata.get("unknown_words"))
+                    note = (avatar.metadata.get("portrait_read") or {}).get("note")
+                    if note and note not in self.notes:
+                        self.notes.append(note)
                     if avatar.metadata.get("text_model") == "sentence":
                         self.sentence_words = sorted(
                             set(self.sentence_words) | set(pipe.unfamiliar_words(req.text))

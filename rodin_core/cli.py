@@ -83,6 +83,8 @@ def _generate(args: argparse.Namespace) -> int:
                 f"{', '.join(avatar.metadata['unknown_words'])}",
                 file=sys.stderr,
             )
+        if (avatar.metadata.get("portrait_read") or {}).get("note"):
+            print(f"note: {avatar.metadata['portrait_read']['note']}", file=sys.stderr)
         if avatar.metadata.get("text_model") == "sentence":
             new = pipe.unfamiliar_words(args.text)
             print(

@@ -29,7 +29,7 @@ from .cameras import Cameras
 from .decoder import DecoderConfig, TriplaneDecoder, TriplaneField
 from .encoder import EncoderConfig, ImageEncoder
 from .glasses import add_glasses, glasses_named, glasses_stated
-from .images import load_portrait
+from .images import load_portrait, portrait_note, prepare_portrait
 from .mesh import MeshConfig, extract_mesh, to_metres, vertex_normals
 from .parts import PartsConfig, PartSegmenter
 from .portrait import PortraitConfig, PortraitModel
@@ -567,11 +567,12 @@ class AvatarPipeline:
         t = time.perf_counter()
         _report(progress, "latent", 0, 1)
         unknown: list[str] = []
-        portrait = None
+        portrait, read = None, None
         if prompted:
             z, portrait, unknown = self.text_conditioning(seed, text, settings, progress, cancel)
         elif image is not None and text is None:
-            portrait = self.portrait(image)  # read once: encoded, then the target of image guidance
+            # read once: encoded, then the target of image guidance
+            portrait, read = prepare_portrait(image, self.encoder.config.image_size)
             z = self.encode_pixels(portrait)
         else:
             z = self.latent(seed, image=image, text=text)  # none: the prior; both: latent() refuses
@@ -593,6 +594,8 @@ class AvatarPipeline:
             "variation": int(variation),
             "conditioning": "image" if image is not None else ("text" if text else "none"),
             "image": str(image) if isinstance(image, (str, Path)) else None,
+            # how the portrait was read (rodin_core.images): its background, and its reframing, if any
+            "portrait_read": None if read is None else {**read.__dict__, "note": portrait_note(read)},
             "text": text,
             "text_model": self.text_model_for(text) if text is not None and image is None else None,
             "unknown_words": unknown,

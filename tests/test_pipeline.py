@@ -156,6 +156,14 @@ def test_image_guidance_pulls_the_sample_towards_the_portrait(tmp_path):
     assert avatar.metadata["settings"]["image_guidance"] == 1.0
     assert avatar.metadata["image_guidance_strength"] == 1.0  # a user's portrait: the strength asked
     assert torch.equal(avatar.planes, guided)  # generate() guides with the portrait it encodes
+    # How the portrait was read is recorded; a white background needs no word to the user.
+    read = {"background": "flat (255, 255, 255)", "reframed": False, "scale": 1.0, "note": None}
+    assert avatar.metadata["portrait_read"] == read
+    grey = portrait.copy()
+    grey[:20] = grey[:, :16] = grey[:, 48:] = 63  # the bust on Blender's grey world
+    said = pipe.generate(seed=3, image=grey, steps=2, mesh_resolution=32).metadata["portrait_read"]
+    assert said["background"] == "flat (63, 63, 63)" and "read as transparent" in said["note"]
+    assert pipe.generate(seed=3, steps=2, mesh_resolution=32).metadata["portrait_read"] is None
     # A drawn portrait (a prompt's) is pulled towards harder, within the guidance's limit.
     assert guidance_strength(settings, drawn=True) == DRAWN_PORTRAIT_GAIN > 1.0
     assert guidance_strength(GenerationSettings(image_guidance=9.0), drawn=True) == 10.0
