@@ -306,6 +306,25 @@ def test_portrait_and_its_guidance_reach_the_model_and_regenerate_repeats_them(
         scene.rodin.conditioning, scene.rodin.image_guidance = "NONE", 1.0
 
 
+def test_a_portrait_on_blenders_grey_world_is_read_as_transparent_and_the_user_told(
+    registered, pipeline_with, tmp_path
+):
+    from PIL import Image
+
+    pipeline_with(threshold=0.01)
+    portrait = np.full((64, 64, 3), 63, np.uint8)  # a render without a transparent film
+    portrait[20:, 16:48] = (200, 40, 40)
+    Image.fromarray(portrait).save(tmp_path / "grey.png")
+    settings = {"steps": 2, "mesh_resolution": 32, "texture_size": 64, "upsampler_steps": 2}
+    job = jobs.GenerationJob(jobs.Request(seeds=[4, 5], settings=settings, image=str(tmp_path / "grey.png")))
+    job.run()
+    assert job.error is None
+    # One note for the two avatars, the one the panel shows when the job ends.
+    assert job.notes == ["portrait: its flat background (63, 63, 63) was read as transparent"]
+    read = job.results.get_nowait().avatar.metadata["portrait_read"]
+    assert read["background"] == "flat (63, 63, 63)" and not read["reframed"]
+
+
 def test_a_hair_colour_edit_with_no_hair_to_repaint_tells_the_user(registered, pipeline_with, monkeypatch):
     from rodin_core import pipeline
 
