@@ -107,7 +107,8 @@ def prepare_portrait(
         box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
     out = _crop_resize(rgb, box, size)
     pixels = torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
-    return pixels, PortraitSteps(background, scale != 1.0, scale)
+    # Plain Python numbers: the steps go into the avatar's JSON metadata.
+    return pixels, PortraitSteps(background, bool(scale != 1.0), round(float(scale), 4))
 
 
 def _open(image) -> tuple[Image.Image, bool]:

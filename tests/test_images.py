@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -115,7 +116,9 @@ def test_a_zoomed_out_subject_is_reframed_like_the_renders():
         assert psnr(pixels, reference) > 22
         before, _ = prepare_portrait(image, 64, find_background=False, reframe=False)
         assert psnr(pixels, reference) > psnr(before, reference) + 5
-    assert "reframed" in portrait_note(prepare_portrait(zoomed_out(render), 64)[1])
+    steps = prepare_portrait(zoomed_out(render), 64)[1]
+    assert "reframed" in portrait_note(steps)
+    assert json.loads(json.dumps(steps.__dict__)) == steps.__dict__  # it goes into the avatar's metadata
 
 
 def test_a_subject_cut_by_the_frame_is_centre_cropped():
@@ -179,8 +182,6 @@ def test_real_renders_off_their_film_read_like_the_renders(tmp_path):
     """The generator's own renders turned into what a user brings (grey world, a JPEG backdrop, zoomed out),
     read by the embedded model's image path: close to the renders, and far closer than the centre crop."""
     pytest.importorskip("bpy")
-    import json
-
     from blender_scenes import generate_dataset
     from training import portrait_inputs
 

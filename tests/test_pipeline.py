@@ -164,6 +164,11 @@ def test_image_guidance_pulls_the_sample_towards_the_portrait(tmp_path):
     said = pipe.generate(seed=3, image=grey, steps=2, mesh_resolution=32).metadata["portrait_read"]
     assert said["background"] == "flat (63, 63, 63)" and "read as transparent" in said["note"]
     assert pipe.generate(seed=3, steps=2, mesh_resolution=32).metadata["portrait_read"] is None
+    small = np.full((64, 64, 3), 63, np.uint8)
+    small[30:50, 24:40] = (200, 40, 40)  # a small bust wholly inside the frame: reframed
+    metadata = pipe.generate(seed=3, image=small, steps=2, mesh_resolution=32).metadata
+    assert metadata["portrait_read"]["reframed"] and "reframed" in metadata["portrait_read"]["note"]
+    assert json.loads(json.dumps(metadata))["portrait_read"] == metadata["portrait_read"]
     # A drawn portrait (a prompt's) is pulled towards harder, within the guidance's limit.
     assert guidance_strength(settings, drawn=True) == DRAWN_PORTRAIT_GAIN > 1.0
     assert guidance_strength(GenerationSettings(image_guidance=9.0), drawn=True) == 10.0

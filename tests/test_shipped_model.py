@@ -142,7 +142,7 @@ def test_image_guidance_makes_avatars_look_like_new_portraits(tmp_path):
     avatars: 21.7 -> 27.2 dB, docs/results.md), and seen from 35 degrees to the side, which the guidance never
     sees, closer to that view of the avatar as well (the latent code is steered with the front)."""
     from rodin_core.cameras import Cameras
-    from rodin_core.images import load_portrait
+    from rodin_core.images import load_portrait, prepare_portrait
     from rodin_core.metrics import psnr
     from rodin_core.pipeline import GenerationSettings
     from rodin_core.preview import render_image
@@ -152,7 +152,8 @@ def test_image_guidance_makes_avatars_look_like_new_portraits(tmp_path):
     gains, side_gains = [], []
     for i, (path, _) in enumerate(held_out_portraits(pipe, tmp_path, count=3, side_azimuths=(35.0,))):
         pixels = load_portrait(path, 64)
-        side = load_portrait(side_path(path, 35.0), 64)
+        # The view the render is compared with, as the camera saw it: not a portrait to frame.
+        side = prepare_portrait(side_path(path, 35.0), 64, reframe=False)[0]
         z = pipe.encode_image(path)
         scores = []
         for strength in (0.0, 1.0):
