@@ -100,12 +100,8 @@ def prepare_portrait(
         )
     pil, shrink = _working_copy(pil)
     rgb, mask, background = _on_white(pil, lossy, find_background, shrink)
-    box, scale = _framing(mask, rgb.size) if reframe and mask is not None else (None, 1.0)
-    if box is None:
-        w, h = rgb.size
-        side = min(w, h)
-        box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    out = _crop_resize(rgb, box, size)
+    box, scale = _framing(mask) if reframe and mask is not None else (None, 1.0)
+    out = _crop_resize(rgb, box or _centre_square(*rgb.size), size)
     pixels = torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
     # Plain Python numbers: the steps go into the avatar's JSON metadata.
     return pixels, PortraitSteps(background, bool(scale != 1.0), round(float(scale), 4))
@@ -136,7 +132,7 @@ def _open(image) -> tuple[Image.Image, bool]:
         )
     if pil.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: Pillow's own conversion clips at 255 (a white image); scale instead.
-        pil = Image.fromarray(_array_to_uint8(np.asarray(pil).astype(np.uint32), bits=16))
+        pil = Image.fromarray(_array_to_uint8(np.asarray(pil).clip(0, 65535).astype(np.uint16)))
     return pil, lossy
 
 
@@ -147,12 +143,12 @@ def _working_copy(pil: Image.Image) -> tuple[Image.Image, float]:
     if shrink <= 1:
         return pil, 1.0
     if pil.mode not in ("RGB", "RGBA"):
-        pil = pil.convert("RGBA" if "A" in pil.getbands() or "transparency" in pil.info else "RGB")
+        pil = pil.convert("RGBA" if _has_alpha(pil) else "RGB")
     size = (max(1, round(pil.width / shrink)), max(1, round(pil.height / shrink)))
     return pil.resize(size, Image.Resampling.LANCZOS), shrink
 
 
-def _array_to_uint8(array: np.ndarray, bits: int | None = None) -> np.ndarray:
+def _array_to_uint8(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
@@ -167,18 +163,21 @@ def _array_to_uint8(array: np.ndarray, bits: int | None = None) -> np.ndarray:
                 "(scale it, or pass uint8)"
             )
         return np.round(array * 255.0).astype(np.uint8)
-    if array.dtype == np.uint16 or bits == 16:
+    if array.dtype == np.uint16:
         return np.round(array.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8)
     raise ValueError(f"image arrays must be uint8, uint16 or float in [0, 1]; got {array.dtype}")
 
 
+def _has_alpha(pil: Image.Image) -> bool:
+    return "A" in pil.getbands() or "transparency" in pil.info
+
+
 def _on_white(
-    pil: Image.Image, lossy: bool, find_background: bool, shrink: float = 1.0
+    pil: Image.Image, lossy: bool, find_background: bool, shrink: float
 ) -> tuple[Image.Image, np.ndarray | None, str]:
     """The image composited over white, the subject's mask (None where no background was found), and how it was
     found."""
-    has_alpha = "A" in pil.getbands() or "transparency" in pil.info
-    if has_alpha:
+    if _has_alpha(pil):
         rgba = pil.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"))
         if alpha.min() < 250:
@@ -260,10 +259,16 @@ def _border(shape: tuple[int, ...]) -> np.ndarray:
     return edge
 
 
-def _framing(mask: np.ndarray, image_size: tuple[int, int]) -> tuple[tuple[float, ...] | None, float]:
+def _centre_square(w: int, h: int) -> tuple[float, float, float, float]:
+    """The largest centred square of a w x h image (left, top, right, bottom)."""
+    side = min(w, h)
+    return ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+
+
+def _framing(mask: np.ndarray) -> tuple[tuple[float, ...] | None, float]:
     """The square crop (left, top, right, bottom) that frames the silhouette like the renders, and the scale it
     applies; (None, 1.0) where the frame cuts the silhouette or it is framed like the renders already."""
-    w, h = image_size
+    h, w = mask.shape
     keep = _main_parts(mask)
     if not keep.any():
         return None, 1.0
@@ -271,8 +276,8 @@ def _framing(mask: np.ndarray, image_size: tuple[int, int]) -> tuple[tuple[float
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     if top == 0 or left == 0 or bottom == h or right == w:
         return None, 1.0
-    centre_side = min(w, h)
-    x0, y0 = (w - centre_side) / 2, (h - centre_side) / 2
+    x0, y0, x1, _ = _centre_square(w, h)
+    centre_side = x1 - x0
     like_renders = (
         abs((left + right) / 2 - x0 - centre_side / 2) <= FRAMING_SLACK * centre_side
         and abs(bottom - y0 - RENDER_BASE * centre_side) <= FRAMING_SLACK * centre_side
